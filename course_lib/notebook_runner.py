@@ -1,0 +1,124 @@
+"""Execute the course notebooks in a real Jupyter kernel and time them.
+
+Used by the test suite (``tests/test_notebooks.py``, FAST mode) and by instructors:
+
+    python -m course_lib.notebook_runner            # every notebook, FAST mode, a time table
+    python -m course_lib.notebook_runner --full 01  # notebook 01 at full size
+    python -m course_lib.notebook_runner --html out # also export executed HTML (static figures)
+
+Nothing runs on import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+
+# Wall-time targets on a 2-core CPU (seconds), from the course's promises: (FAST, full).
+# Reported next to each measured time; never asserted in tests.
+BUDGETS = {
+    "00_r1_in_numbers": (60, 60),
+    "01_mixture_of_experts": (60, 300),
+    "02_multi_head_latent_attention": (60, 300),
+    "03_distillation": (60, 300),
+    "04_grpo": (90, 360),
+    "05_real_r1_distill": (90, None),
+}
+
+
+@dataclass
+class RunResult:
+    name: str
+    seconds: float
+    fast: bool
+
+    @property
+    def budget(self) -> int | None:
+        fast_b, full_b = BUDGETS.get(self.name, (None, None))
+        return fast_b if self.fast else full_b
+
+
+def notebook_paths(selection: list[str] | None = None) -> list[Path]:
+    """All notebooks in order, or those whose name starts with one of ``selection``."""
+    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if selection:
+        paths = [p for p in paths if any(p.stem.startswith(s) for s in selection)]
+    return paths
+
+
+def execute(path: Path, fast: bool = True, timeout: int = 900):
+    """Run one notebook top to bottom in a fresh kernel; return (executed notebook, seconds).
+
+    The kernel sees ``COURSE_FAST`` and a ``PYTHONPATH`` that puts this checkout's ``course_lib``
+    first. Raises ``nbclient.exceptions.CellExecutionError`` on the first failing cell.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    env_before = {k: os.environ.get(k) for k in ("COURSE_FAST", "PYTHONPATH")}
+    os.environ["COURSE_FAST"] = "1" if fast else "0"
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT)] + ([env_before["PYTHONPATH"]] if env_before["PYTHONPATH"] else [])
+    )
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    start = time.perf_counter()
+    try:
+        client.execute()
+    finally:
+        for key, value in env_before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return nb, time.perf_counter() - start
+
+
+def format_table(results: list[RunResult]) -> str:
+    """A plain-text table of notebook wall times against the course's budgets."""
+    lines = [f"{'notebook':<34} {'mode':<5} {'wall s':>7} {'budget s':>9}  within"]
+    for r in results:
+        budget = "-" if r.budget is None else str(r.budget)
+        within = "-" if r.budget is None else ("yes" if r.seconds <= r.budget else "NO")
+        mode = "fast" if r.fast else "full"
+        lines.append(f"{r.name:<34} {mode:<5} {r.seconds:>7.1f} {budget:>9}  {within}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("select", nargs="*", help="notebook name prefixes, e.g. 00 01")
+    parser.add_argument("--full", action="store_true", help="full size instead of FAST mode")
+    parser.add_argument("--html", type=Path, help="folder for executed HTML exports")
+    args = parser.parse_args(argv)
+    paths = notebook_paths(args.select)
+    if not paths:
+        parser.error(f"no notebook matches {args.select}; names look like 00_r1_in_numbers")
+    results = []
+    for path in paths:
+        nb, seconds = execute(path, fast=not args.full)
+        results.append(RunResult(path.stem, seconds, fast=not args.full))
+        print(f"{path.stem}: {seconds:.1f} s", flush=True)
+        if args.html:
+            from nbconvert import HTMLExporter
+
+            args.html.mkdir(parents=True, exist_ok=True)
+            body, _ = HTMLExporter().from_notebook_node(nb)
+            (args.html / f"{path.stem}.html").write_text(body, encoding="utf-8")
+    print(format_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

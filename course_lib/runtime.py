@@ -1,0 +1,271 @@
+"""Runtime helpers: FAST mode, seeding, device choice, Colab detection and an environment doctor.
+
+Every notebook starts with ``runtime.doctor(brief=True)`` and ``FAST = runtime.fast_mode()``;
+every size and step count in a notebook derives from ``FAST``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import platform
+import random
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def fast_mode(default: bool = False) -> bool:
+    """Read ``COURSE_FAST`` from the environment: ``1``/``true`` makes every notebook small and quick.
+
+    The test suite sets ``COURSE_FAST=1`` so each notebook runs in about a minute on a 2-core CPU.
+    """
+    raw = os.environ.get("COURSE_FAST")
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(
+        f"COURSE_FAST={raw!r} is not understood; set it to 1 (fast, small runs) or 0 (full runs)."
+    )
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and CUDA) so CPU runs are bit-identical.
+
+    Returns a fresh ``torch.Generator`` seeded with ``seed`` for code that wants its own stream.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}; pass e.g. seed=0.")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def pick_device(prefer: str = "auto") -> torch.device:
+    """Choose where tensors go: ``"auto"`` gives CUDA when present, else CPU.
+
+    Apple's MPS is used only when asked for (``prefer="mps"``): the toy models are faster on the CPU.
+    """
+    prefer = prefer.lower()
+    if prefer == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if prefer == "cpu":
+        return torch.device("cpu")
+    if prefer == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                "No CUDA GPU is visible to torch. On Colab: Runtime > Change runtime type > T4 GPU; "
+                "elsewhere use prefer='auto' to fall back to the CPU."
+            )
+        return torch.device("cuda")
+    if prefer == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise RuntimeError("MPS is not available here; use prefer='auto' or 'cpu'.")
+        return torch.device("mps")
+    raise ValueError(f"prefer={prefer!r} is not one of 'auto', 'cpu', 'cuda', 'mps'.")
+
+
+def is_colab() -> bool:
+    """True inside Google Colab."""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def in_notebook_kernel() -> bool:
+    """True when running inside a Jupyter kernel (where widgets can render)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+@dataclass
+class Check:
+    """One line of the doctor's report."""
+
+    name: str
+    ok: bool
+    detail: str
+    advice: str = ""
+
+
+@dataclass
+class DoctorReport:
+    """What :func:`doctor` found; prints as text and renders as a table in notebooks."""
+
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def get(self, name: str) -> Check:
+        for c in self.checks:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def summary(self) -> str:
+        parts = [f"{c.name} {c.detail}" for c in self.checks if c.name in _BRIEF]
+        todo = [c.name for c in self.checks if not c.ok]
+        line = "environment: " + " | ".join(parts)
+        return line + (f" | needs attention: {', '.join(todo)}" if todo else " | all good")
+
+    def __str__(self) -> str:
+        width = max(len(c.name) for c in self.checks)
+        rows = []
+        for c in self.checks:
+            mark = "ok " if c.ok else "!! "
+            rows.append(f"{mark}{c.name:<{width}}  {c.detail}")
+            if c.advice:
+                rows.append(f"   {'':<{width}}  -> {c.advice}")
+        return "\n".join(rows)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        cells = "".join(
+            "<tr><td>{}</td><td><b>{}</b></td><td>{}</td><td>{}</td></tr>".format(
+                "&#9989;" if c.ok else "&#9888;&#65039;",
+                html.escape(c.name),
+                html.escape(c.detail),
+                html.escape(c.advice),
+            )
+            for c in self.checks
+        )
+        return (
+            "<table><thead><tr><th></th><th>check</th><th>found</th><th>what to do</th></tr>"
+            f"</thead><tbody>{cells}</tbody></table>"
+        )
+
+
+_BRIEF = ("python", "torch", "device")
+
+
+def doctor(brief: bool = False, verbose: bool = True) -> DoctorReport:
+    """Check the environment the course needs and say what to do about anything missing.
+
+    Reports Python, torch, transformers and bitsandbytes versions, the CUDA device and its free
+    memory, and whether widgets can render here. ``brief=True`` prints one line; the full report
+    prints as a table. Returns the :class:`DoctorReport` either way.
+    """
+    checks: list[Check] = []
+    py = sys.version_info
+    checks.append(
+        Check(
+            "python",
+            py >= (3, 10),
+            platform.python_version(),
+            "" if py >= (3, 10) else "The course needs Python 3.10 or newer.",
+        )
+    )
+    checks.append(Check("torch", True, torch.__version__))
+    for dist, why in (
+        ("transformers", "notebook 05 (the real distill) and the reference tests"),
+        ("plotly", "every figure"),
+        ("ipywidgets", "the interactive controls"),
+    ):
+        v = _version(dist)
+        checks.append(
+            Check(
+                dist,
+                v is not None,
+                v or "missing",
+                "" if v else f"Needed for {why}: run `make lab` again or `pip install {dist}`.",
+            )
+        )
+
+    if torch.cuda.is_available():
+        idx = torch.cuda.current_device()
+        free, total = torch.cuda.mem_get_info(idx)
+        name = torch.cuda.get_device_name(idx)
+        checks.append(
+            Check("device", True, f"cuda: {name}, {free / 2**30:.1f} of {total / 2**30:.1f} GiB free")
+        )
+    else:
+        advice = (
+            "Toy notebooks 00-04 run fine on the CPU. For notebook 05 pick "
+            + (
+                "Runtime > Change runtime type > T4 GPU."
+                if is_colab()
+                else "a machine with an NVIDIA GPU (a free Colab T4 is enough)."
+            )
+        )
+        checks.append(Check("device", True, "cpu (no CUDA GPU)", advice))
+
+    bnb = _version("bitsandbytes")
+    if bnb is None:
+        checks.append(
+            Check(
+                "bitsandbytes",
+                False,
+                "missing",
+                "Needed for 4-bit loading in notebook 05: `pip install bitsandbytes`.",
+            )
+        )
+    else:
+        note = "" if torch.cuda.is_available() else "4-bit loading is for CUDA GPUs; on CPU notebook 05 loads 16-bit."
+        checks.append(Check("bitsandbytes", True, bnb, note))
+
+    in_kernel = in_notebook_kernel()
+    widgets_ok = _version("ipywidgets") is not None
+    if in_kernel and widgets_ok:
+        detail = "live kernel: sliders and dashboards render"
+        if is_colab():
+            detail += " (Colab)"
+        checks.append(Check("widgets", True, detail))
+    else:
+        checks.append(
+            Check(
+                "widgets",
+                True,
+                "no live kernel: static figures are shown instead",
+                "Open the notebook in JupyterLab, Colab or VS Code to use the controls.",
+            )
+        )
+
+    report = DoctorReport(checks)
+    if verbose:
+        if brief:
+            print(report.summary())
+        elif in_kernel:
+            from IPython.display import display
+
+            display(report)
+        else:
+            print(report)
+    return report
+
+
+def import_optional(module: str, purpose: str, install: str | None = None):
+    """Import ``module`` or raise an ImportError that says which command installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        pkg = install or module
+        raise ImportError(
+            f"{module} is needed for {purpose}. Install it with `pip install {pkg}` "
+            "(or run `make lab`, which installs everything the course uses)."
+        ) from err

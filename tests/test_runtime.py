@@ -1,0 +1,114 @@
+"""course_lib.runtime: FAST mode, seeding, device choice, the doctor."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from course_lib import runtime
+
+
+@pytest.mark.parametrize(
+    "raw,expected", [("1", True), ("true", True), ("ON", True), ("0", False), ("", False), ("no", False)]
+)
+def test_fast_mode_reads_env(monkeypatch, raw, expected):
+    monkeypatch.setenv("COURSE_FAST", raw)
+    assert runtime.fast_mode() is expected
+
+
+def test_fast_mode_default_when_unset(monkeypatch):
+    monkeypatch.delenv("COURSE_FAST", raising=False)
+    assert runtime.fast_mode() is False
+    assert runtime.fast_mode(default=True) is True
+
+
+def test_fast_mode_rejects_garbage(monkeypatch):
+    monkeypatch.setenv("COURSE_FAST", "maybe")
+    with pytest.raises(ValueError, match="set it to 1"):
+        runtime.fast_mode()
+
+
+def _small_training_run(seed: int) -> torch.Tensor:
+    runtime.seed_everything(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Dropout(0.3), torch.nn.Linear(16, 4))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(5):
+        x = torch.randn(32, 8)
+        loss = model(x).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    sample = torch.multinomial(torch.softmax(model(torch.randn(4, 8)), -1), 3, replacement=True)
+    return torch.cat([p.detach().flatten() for p in model.parameters()] + [sample.float().flatten()])
+
+
+def test_seed_everything_makes_runs_bit_identical():
+    a, b = _small_training_run(123), _small_training_run(123)
+    assert torch.equal(a, b)
+    c = _small_training_run(124)
+    assert not torch.equal(a, c), "a different seed must give a different run"
+
+
+def test_seed_everything_returns_seeded_generator():
+    g1 = runtime.seed_everything(7)
+    g2 = runtime.seed_everything(7)
+    assert torch.equal(torch.rand(5, generator=g1), torch.rand(5, generator=g2))
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "3", True])
+def test_seed_everything_rejects_bad_seeds(bad):
+    with pytest.raises(ValueError, match="non-negative int"):
+        runtime.seed_everything(bad)
+
+
+def test_pick_device():
+    assert runtime.pick_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert runtime.pick_device().type == expected
+    with pytest.raises(ValueError, match="not one of"):
+        runtime.pick_device("tpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_pick_device_cuda_without_gpu_says_what_to_do():
+    with pytest.raises(RuntimeError, match="Change runtime type"):
+        runtime.pick_device("cuda")
+
+
+def test_is_colab(monkeypatch):
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    assert runtime.is_colab() is False
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab-x")
+    assert runtime.is_colab() is True
+
+
+def test_doctor_reports_versions_and_advice(capsys):
+    report = runtime.doctor(verbose=True)
+    out = capsys.readouterr().out
+    assert report.get("torch").detail == torch.__version__
+    for name in ("python", "transformers", "bitsandbytes", "device", "widgets"):
+        assert name in out
+        report.get(name)
+    if not torch.cuda.is_available():
+        assert "Colab T4" in report.get("device").advice
+    assert "<table>" in report._repr_html_()
+
+
+def test_doctor_brief_is_one_line(capsys):
+    runtime.doctor(brief=True)
+    out = capsys.readouterr().out.strip()
+    assert out.count("\n") == 0 and out.startswith("environment:")
+
+
+def test_doctor_flags_missing_package(monkeypatch):
+    real = runtime._version
+    monkeypatch.setattr(runtime, "_version", lambda d: None if d == "transformers" else real(d))
+    report = runtime.doctor(verbose=False)
+    check = report.get("transformers")
+    assert not check.ok and "pip install transformers" in check.advice
+    assert not report.ok
+
+
+def test_import_optional_names_the_install_command():
+    with pytest.raises(ImportError, match="pip install no-such-pkg"):
+        runtime.import_optional("no_such_module_xyz", "a test", install="no-such-pkg")
