@@ -202,16 +202,15 @@ def doctor(brief: bool = False, verbose: bool = True) -> DoctorReport:
         free, total = torch.cuda.mem_get_info(idx)
         name = torch.cuda.get_device_name(idx)
         checks.append(
-            Check("device", True, f"cuda: {name}, {free / 2**30:.1f} of {total / 2**30:.1f} GiB free")
+            Check(
+                "device", True, f"cuda: {name}, {free / 2**30:.1f} of {total / 2**30:.1f} GiB free"
+            )
         )
     else:
-        advice = (
-            "Toy notebooks 00-04 run fine on the CPU. For notebook 05 pick "
-            + (
-                "Runtime > Change runtime type > T4 GPU."
-                if is_colab()
-                else "a machine with an NVIDIA GPU (a free Colab T4 is enough)."
-            )
+        advice = "Toy notebooks 00-04 run fine on the CPU. For notebook 05 pick " + (
+            "Runtime > Change runtime type > T4 GPU."
+            if is_colab()
+            else "a machine with an NVIDIA GPU (a free Colab T4 is enough)."
         )
         checks.append(Check("device", True, "cpu (no CUDA GPU)", advice))
 
@@ -226,7 +225,11 @@ def doctor(brief: bool = False, verbose: bool = True) -> DoctorReport:
             )
         )
     else:
-        note = "" if torch.cuda.is_available() else "4-bit loading is for CUDA GPUs; on CPU notebook 05 loads 16-bit."
+        note = (
+            ""
+            if torch.cuda.is_available()
+            else "4-bit loading is for CUDA GPUs; on CPU notebook 05 loads 16-bit."
+        )
         checks.append(Check("bitsandbytes", True, bnb, note))
 
     in_kernel = in_notebook_kernel()

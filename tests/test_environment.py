@@ -50,7 +50,10 @@ def test_environment_yml_installs_the_course_itself():
 def test_torch_range_admits_2_13():
     from packaging.requirements import Requirement
 
-    reqs = [Requirement(r) for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]]
+    reqs = [
+        Requirement(r)
+        for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    ]
     torch_req = next(r for r in reqs if r.name == "torch")
     assert torch_req.specifier.contains("2.13.0")
 

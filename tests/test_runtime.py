@@ -9,7 +9,8 @@ from course_lib import runtime
 
 
 @pytest.mark.parametrize(
-    "raw,expected", [("1", True), ("true", True), ("ON", True), ("0", False), ("", False), ("no", False)]
+    "raw,expected",
+    [("1", True), ("true", True), ("ON", True), ("0", False), ("", False), ("no", False)],
 )
 def test_fast_mode_reads_env(monkeypatch, raw, expected):
     monkeypatch.setenv("COURSE_FAST", raw)
@@ -30,7 +31,9 @@ def test_fast_mode_rejects_garbage(monkeypatch):
 
 def _small_training_run(seed: int) -> torch.Tensor:
     runtime.seed_everything(seed)
-    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Dropout(0.3), torch.nn.Linear(16, 4))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(8, 16), torch.nn.Dropout(0.3), torch.nn.Linear(16, 4)
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     for _ in range(5):
         x = torch.randn(32, 8)
@@ -39,7 +42,9 @@ def _small_training_run(seed: int) -> torch.Tensor:
         loss.backward()
         opt.step()
     sample = torch.multinomial(torch.softmax(model(torch.randn(4, 8)), -1), 3, replacement=True)
-    return torch.cat([p.detach().flatten() for p in model.parameters()] + [sample.float().flatten()])
+    return torch.cat(
+        [p.detach().flatten() for p in model.parameters()] + [sample.float().flatten()]
+    )
 
 
 def test_seed_everything_makes_runs_bit_identical():
