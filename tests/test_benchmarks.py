@@ -1,0 +1,45 @@
+"""The recorded benchmark tables are the script's own output for the recorded raw results."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location(
+        "real_model", ROOT / "benchmarks" / "real_model.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bandwidth_lookup():
+    rm = _load_script()
+    assert rm.bandwidth_for("NVIDIA H100 80GB HBM3") == 3350
+    assert rm.bandwidth_for("Tesla T4") == 320
+    assert rm.bandwidth_for("Some Future GPU") is None
+
+
+def test_docs_table_rows_come_from_recorded_json():
+    rm = _load_script()
+    docs = (ROOT / "docs" / "benchmarks.md").read_text()
+    files = sorted((ROOT / "docs" / "benchmarks_data").glob("real_model_*.json"))
+    assert files
+    for path in files:
+        result = json.loads(path.read_text())
+        rows = [line for line in rm.format_markdown(result).splitlines() if line.startswith("| ")]
+        assert len(rows) >= 3  # header + separator + at least one run
+        for row in rows[2:]:
+            assert row in docs, f"{path.name}: row not in docs/benchmarks.md: {row}"
+        for run in result["runs"]:
+            if "roofline_pct" in run:
+                expected = 100 * run["decode_tok_s"] * run["bytes_read_per_token_gib"] * 2**30
+                assert (
+                    abs(expected / (result["vendor_bandwidth_gbs"] * 1e9) - run["roofline_pct"])
+                    < 1e-6
+                )
