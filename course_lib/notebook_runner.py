@@ -52,18 +52,23 @@ def notebook_paths(selection: list[str] | None = None) -> list[Path]:
     return paths
 
 
-def execute(path: Path, fast: bool = True, timeout: int = 900):
+def execute(path: Path, fast: bool = True, timeout: int = 900, static_html: bool = False):
     """Run one notebook top to bottom in a fresh kernel; return (executed notebook, seconds).
 
     The kernel sees ``COURSE_FAST`` and a ``PYTHONPATH`` that puts this checkout's ``course_lib``
-    first. Raises ``nbclient.exceptions.CellExecutionError`` on the first failing cell.
+    first. With ``static_html=True`` plotly figures are also stored as self-contained HTML, so an
+    exported page shows them without a kernel. Raises ``nbclient.exceptions.CellExecutionError``
+    on the first failing cell.
     """
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    env_before = {k: os.environ.get(k) for k in ("COURSE_FAST", "PYTHONPATH")}
+    env_before = {k: os.environ.get(k) for k in ("COURSE_FAST", "PYTHONPATH", "PLOTLY_RENDERER")}
     os.environ["COURSE_FAST"] = "1" if fast else "0"
+    if static_html:
+        # JupyterLab draws the plotly mimetype; nbconvert's HTML needs the figure as HTML too.
+        os.environ["PLOTLY_RENDERER"] = "plotly_mimetype+notebook"
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT)] + ([env_before["PYTHONPATH"]] if env_before["PYTHONPATH"] else [])
     )
@@ -107,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no notebook matches {args.select}; names look like 00_r1_in_numbers")
     results = []
     for path in paths:
-        nb, seconds = execute(path, fast=not args.full)
+        nb, seconds = execute(path, fast=not args.full, static_html=args.html is not None)
         results.append(RunResult(path.stem, seconds, fast=not args.full))
         print(f"{path.stem}: {seconds:.1f} s", flush=True)
         if args.html:
