@@ -220,6 +220,9 @@ class TransformerConfig:
 
 
 # [cfg] config.json of each base model (the R1 distills keep their base's architecture [R1 §2.4]).
+# Checked against the hub configs. Note: Qwen2.5-Math-1.5B ties its embeddings, but
+# DeepSeek-R1-Distill-Qwen-1.5B's config.json sets tie_word_embeddings=false, hence 1.78B, not 1.54B;
+# the entries below describe the distills as released (all untied).
 CONFIGS: dict[str, TransformerConfig] = {
     "DeepSeek-V3": TransformerConfig(  # [ref] config_671B.json, [V3 §2.1, §4.2]; R1 shares it
         "DeepSeek-V3",
@@ -494,7 +497,12 @@ def kv_cache_bytes(
     """
     if isinstance(model, TransformerConfig):
         per_token = config_kv_elements_per_token(model)
-    elif isinstance(model, str) and model not in R1_MODELS and model in CONFIGS:
+    elif isinstance(model, str) and model not in R1_MODELS:
+        if model not in CONFIGS:
+            raise ValueError(
+                f"Unknown model {model!r}; use one of {list(R1_MODELS)} or of the base configs "
+                f"{list(CONFIGS)}, or pass a sizing.ModelSpec / sizing.TransformerConfig."
+            )
         per_token = config_kv_elements_per_token(CONFIGS[model])
     else:
         per_token = get_model(model).kv_elements_per_token
