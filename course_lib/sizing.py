@@ -609,6 +609,16 @@ REPORTED_SCORES: dict[str, dict[str, float]] = {
     "DeepSeek-V3": {"AIME 2024": 39.2, "MATH-500": 90.2, "GPQA Diamond": 59.1, "Codeforces": 1134},
 }
 
+# How many problems each benchmark has, to turn percentage points into problems: AIME 2024 is the two
+# 15-problem AIME I and II papers; MATH-500 is the 500-problem subset of MATH used by [R1 §3.1];
+# GPQA Diamond has 198 questions.
+BENCHMARK_SIZES: dict[str, int] = {"AIME 2024": 30, "MATH-500": 500, "GPQA Diamond": 198}
+
+# [R1 §3.1] evaluation setup: pass@1 is averaged over k samples per question (4 to 64 by test-set size)
+# at temperature 0.6, top-p 0.95, with
+# generations of up to 32,768 tokens.
+R1_EVAL = {"temperature": 0.6, "top_p": 0.95, "max_tokens": 32_768}
+
 # [R1 Table 5] the distills (pass@1 in %).
 DISTILL_SCORES: dict[str, dict[str, float]] = {
     "R1-Distill-Qwen-1.5B": {"AIME 2024": 28.9, "MATH-500": 83.9, "GPQA Diamond": 33.8},

@@ -32,3 +32,8 @@ def test_decode_checker():
 def test_kv_checker_spots_missing_layers():
     res = checks.check_gqa_kv_bytes(lambda n_l, h, d, t, e: 2 * h * d * t * e)
     assert not res and "n_layers" in res.hint
+
+
+def test_unfinished_stub_gets_a_friendly_message():
+    res = checks.check_decode_bound(lambda n, b, bw: None)
+    assert not res and "returned None" in res.message

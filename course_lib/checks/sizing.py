@@ -20,9 +20,11 @@ def _close(a: float, b: float, rel: float = 1e-6) -> bool:
 def _call(fn: Callable, *args) -> tuple[float | None, str]:
     try:
         value = fn(*args)
+        if value is None:
+            return None, "returned None (replace the `return None` line with your formula)"
         return float(value), ""
     except Exception as exc:  # the learner's code may raise anything; report it kindly
-        return None, f"{type(exc).__name__}: {exc}"
+        return None, f"raised {type(exc).__name__}: {exc}"
 
 
 def check_weights_gb(fn: Callable[[float, float], float]) -> CheckResult:
@@ -32,7 +34,7 @@ def check_weights_gb(fn: Callable[[float, float], float]) -> CheckResult:
             want = sizing.weight_bytes(spec.params_total, bits) / sizing.GB
             got, err = _call(fn, spec.params_total, bits)
             if err:
-                return failed(f"{name} at {bits:g} bits raised {err}", "return a number of GB.")
+                return failed(f"{name} at {bits:g} bits: {err}", "return a number of GB.")
             if _close(got, want):
                 continue
             hint = "bytes = n_params x bits / 8, then divide by 1e9 for GB."
@@ -62,7 +64,7 @@ def check_gqa_kv_bytes(fn: Callable[[int, int, int, int, float], float]) -> Chec
     for name, cfg, ctx, bpe in cases:
         got, err = _call(fn, cfg.n_layers, cfg.n_kv_heads, cfg.head_dim, ctx, bpe)
         if err:
-            return failed(f"{name} raised {err}", "return the number of bytes.")
+            return failed(f"{name}: {err}", "return the number of bytes.")
         results.append((name, cfg, ctx, bpe, got, sizing.kv_cache_bytes(cfg, ctx, 1, bpe)))
     wrong = [r for r in results if not _close(r[4], r[5])]
     if not wrong:
@@ -93,7 +95,7 @@ def check_decode_bound(fn: Callable[[float, float, float], float]) -> CheckResul
             want = sizing.decode_tokens_per_s(spec, 4, gpu)
             got, err = _call(fn, spec.params_active, 4, gpu.bandwidth_gbs)
             if err:
-                return failed(f"{name} on {gpu.name} raised {err}", "return tokens per second.")
+                return failed(f"{name} on {gpu.name}: {err}", "return tokens per second.")
             if _close(got, want):
                 continue
             hint = "tokens/s = (bandwidth in bytes/s) / (bytes of active weights read per token)."
