@@ -309,7 +309,11 @@ MECHANISMS = ("mha", "gqa", "mqa", "mla")
 def _req_int(name: str, value, mechanism: str) -> int:
     if value is None:
         raise ValueError(f"{mechanism!r} needs {name}=...; pass it (see DeepSeek-V2 Table 1).")
-    if isinstance(value, bool) or not float(value).is_integer() or value <= 0:
+    try:
+        ok = not isinstance(value, bool) and float(value).is_integer() and value > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
         raise ValueError(f"{name} must be a positive integer, got {value!r}; e.g. {name}=128.")
     return int(value)
 
