@@ -367,3 +367,33 @@ def naive_moe_loop(moe: DeepSeekMoE, x: torch.Tensor) -> torch.Tensor:
         if moe.shared is not None:
             out[t] += moe.shared(flat[t])
     return out.view(B, T, d)
+
+
+@torch.no_grad()
+def from_transformers_deepseek_v3(hf_moe: nn.Module, balance: str = "aux_free") -> DeepSeekMoE:
+    """Our :class:`DeepSeekMoE` holding a copy of transformers' ``DeepseekV3MoE`` weights.
+
+    Reads the sizes from ``hf_moe.config``; copies the router (and its
+    ``e_score_correction_bias``), the experts (stored by transformers as ``gate_up_proj``
+    (E, 2I, d) and ``down_proj`` (E, d, I)) and the shared experts.
+    """
+    cfg = hf_moe.config
+    if not getattr(cfg, "norm_topk_prob", True):
+        raise ValueError("this copy expects norm_topk_prob=True (DeepSeek-V3's setting).")
+    I = cfg.moe_intermediate_size  # noqa: E741
+    ours = DeepSeekMoE(
+        cfg.hidden_size, I, n_routed=cfg.n_routed_experts, n_shared=cfg.n_shared_experts,
+        top_k=cfg.num_experts_per_tok, score_func="sigmoid", n_groups=cfg.n_group,
+        topk_groups=cfg.topk_group, route_scale=cfg.routed_scaling_factor, normalize=True,
+        balance=balance,
+    )  # fmt: skip
+    ours.router.weight.copy_(hf_moe.gate.weight)
+    ours.router.bias.copy_(hf_moe.gate.e_score_correction_bias)
+    gate_up = hf_moe.experts.gate_up_proj  # (E, 2I, d): rows [:I] gate, [I:] up
+    ours.experts.w_gate.copy_(gate_up[:, :I, :].transpose(1, 2))  # (E, d, I)
+    ours.experts.w_up.copy_(gate_up[:, I:, :].transpose(1, 2))
+    ours.experts.w_down.copy_(hf_moe.experts.down_proj.transpose(1, 2))  # (E, I, d)
+    if ours.shared is not None:
+        for name in ("gate_proj", "up_proj", "down_proj"):
+            getattr(ours.shared, name).weight.copy_(getattr(hf_moe.shared_experts, name).weight)
+    return ours.to(hf_moe.gate.weight.device)

@@ -9,6 +9,7 @@ from course_lib.moe import (
     Router,
     domain_expert_usage,
     expert_counts,
+    from_transformers_deepseek_v3,
     gate_scores,
     group_mask,
     max_over_mean,
@@ -45,22 +46,7 @@ def _hf_moe(seed, n_group, topk_group, n_shared=1, scale=2.5):
         for p in hf.parameters():
             p.normal_(0, 0.5)
         hf.gate.e_score_correction_bias.normal_(0, 0.3)  # a trained, non-zero balancing bias
-    ours = DeepSeekMoE(
-        16, 8, n_routed=8, n_shared=n_shared, top_k=2, score_func="sigmoid", n_groups=n_group,
-        topk_groups=topk_group, route_scale=scale, normalize=True, balance="aux_free",
-    ).eval()  # fmt: skip
-    I = 8  # noqa: E741
-    with torch.no_grad():
-        ours.router.weight.copy_(hf.gate.weight)
-        ours.router.bias.copy_(hf.gate.e_score_correction_bias)
-        gate_up = hf.experts.gate_up_proj  # (E, 2I, d): rows [:I] gate, [I:] up
-        ours.experts.w_gate.copy_(gate_up[:, :I, :].transpose(1, 2))
-        ours.experts.w_up.copy_(gate_up[:, I:, :].transpose(1, 2))
-        ours.experts.w_down.copy_(hf.experts.down_proj.transpose(1, 2))  # (E, d, I) -> (E, I, d)
-        if n_shared:
-            ours.shared.gate_proj.weight.copy_(hf.shared_experts.gate_proj.weight)
-            ours.shared.up_proj.weight.copy_(hf.shared_experts.up_proj.weight)
-            ours.shared.down_proj.weight.copy_(hf.shared_experts.down_proj.weight)
+    ours = from_transformers_deepseek_v3(hf).eval()
     return hf, ours
 
 
