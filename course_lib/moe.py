@@ -9,8 +9,10 @@ the gate of deepseek-ai/DeepSeek-V3 ``inference/model.py`` / transformers' ``Dee
   weights of the chosen experts may be renormalised to sum to one (V3 always does; V2 did not, so
   its weights sum to less than one) and are then multiplied by ``route_scale`` (2.5 in V3).
 * Group-limited routing: experts sit in ``n_groups`` groups; a group's score is the sum of its
-  top-2 expert scores; only the best ``topk_groups`` groups are eligible (V3's node-limited
-  routing; V2's device-limited routing is the same idea).
+  top-2 expert scores (with the bias); only the best ``topk_groups`` groups are eligible (V3's
+  node-limited routing; V2's device-limited routing is the same idea). DeepSeek's [ref] code uses
+  the group's max score when the gate has no bias; transformers' ``DeepseekV3TopkRouter`` always
+  sums the top 2 (its bias buffer always exists), and so do we.
 * Balancing: ``"none"``; ``"aux_loss"``, the sequence-wise balance loss ``alpha * sum_i f_i P_i``
   ([V3] eq. 17-20; V2's expert-level loss §2.2.3 is its batch-wise cousin); ``"aux_free"``, a
   per-expert bias added to the scores ONLY to choose experts (the gate weights come from the
