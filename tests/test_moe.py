@@ -3,6 +3,8 @@ transformers' DeepseekV3TopkRouter / DeepseekV3MoE (compared with transformers 5
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from course_lib.moe import (
     DeepSeekMoE,
@@ -246,3 +248,20 @@ def test_counts_accumulate_only_in_training_and_reset():
     assert moe.step_counts.sum() == 24
     moe.update_bias()
     assert moe.step_counts.sum() == 0 and moe.router.bias.abs().max() == 0.5
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n_routed=st.sampled_from([2, 4, 6, 8]),
+    top_k=st.integers(1, 2),
+    tokens=st.integers(1, 12),
+    score_func=st.sampled_from(["softmax", "sigmoid"]),
+)
+def test_dispatch_equals_naive_loop_property(seed, n_routed, top_k, tokens, score_func):
+    torch.manual_seed(seed)
+    moe = DeepSeekMoE(6, 3, n_routed=n_routed, n_shared=1, top_k=top_k, score_func=score_func)
+    with torch.no_grad():
+        moe.router.bias.normal_(0, 0.5)
+    x = torch.randn(1, tokens, 6)
+    torch.testing.assert_close(moe(x), naive_moe_loop(moe, x), atol=1e-5, rtol=1e-5)
