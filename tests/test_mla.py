@@ -1,0 +1,231 @@
+"""Tests for course_lib.mla: reference match with transformers, naive == absorbed decoding, the cache.
+
+The reference is transformers' ``DeepseekV3Attention`` (checked against transformers 5.23, the version
+pinned in the course environment), built on a tiny config with random weights that we copy into ours.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from course_lib.mla import MultiHeadLatentAttention, decode, deinterleave_rope_rows
+
+transformers = pytest.importorskip("transformers")
+from transformers import DeepseekV3Config  # noqa: E402
+from transformers.models.deepseek_v3.modeling_deepseek_v3 import (  # noqa: E402
+    DeepseekV3Attention,
+    DeepseekV3RotaryEmbedding,
+)
+
+D, H, R, NOPE, ROPE, V = 32, 4, 16, 8, 4, 6
+
+
+def tiny_mla(q_lora_rank: int | None = 24, seed: int = 0) -> MultiHeadLatentAttention:
+    torch.manual_seed(seed)
+    attn = MultiHeadLatentAttention(D, H, R, NOPE, ROPE, V, q_lora_rank=q_lora_rank)
+    with torch.no_grad():  # random norm gains so a dropped or misplaced norm cannot hide
+        for name, p in attn.named_parameters():
+            if "norm" in name:
+                p.uniform_(0.5, 1.5)
+    return attn.eval()
+
+
+def hf_attention(q_lora_rank: int | None, rope_interleave: bool, seed: int = 1):
+    cfg = DeepseekV3Config(
+        hidden_size=D,
+        num_attention_heads=H,
+        num_key_value_heads=H,
+        kv_lora_rank=R,
+        q_lora_rank=q_lora_rank,
+        qk_nope_head_dim=NOPE,
+        qk_rope_head_dim=ROPE,
+        v_head_dim=V,
+        rope_interleave=rope_interleave,
+        rope_parameters={"rope_type": "default", "rope_theta": 10_000.0},
+        num_hidden_layers=1,
+        vocab_size=50,
+        intermediate_size=16,
+        moe_intermediate_size=8,
+        n_routed_experts=4,
+        n_group=1,
+        topk_group=1,
+        num_experts_per_tok=2,
+    )
+    cfg._attn_implementation = "eager"
+    torch.manual_seed(seed)
+    hf = DeepseekV3Attention(cfg, layer_idx=0).eval()
+    with torch.no_grad():
+        for name, p in hf.named_parameters():
+            if "layernorm" in name:
+                p.uniform_(0.5, 1.5)
+    return cfg, hf
+
+
+def copy_from_hf(hf, ours: MultiHeadLatentAttention, rope_interleave: bool) -> None:
+    """Load transformers' weights into ours; interleaved RoPE rows are reordered to rotate-half."""
+
+    def fix(w, n_heads, nope):
+        return deinterleave_rope_rows(w, n_heads, nope, ROPE) if rope_interleave else w
+
+    with torch.no_grad():
+        if hf.q_lora_rank is None:
+            ours.wq.weight.copy_(fix(hf.q_proj.weight, H, NOPE))
+        else:
+            ours.wq_a.weight.copy_(hf.q_a_proj.weight)
+            ours.q_norm.weight.copy_(hf.q_a_layernorm.weight)
+            ours.wq_b.weight.copy_(fix(hf.q_b_proj.weight, H, NOPE))
+        ours.wkv_a.weight.copy_(fix(hf.kv_a_proj_with_mqa.weight, 1, R))
+        ours.kv_norm.weight.copy_(hf.kv_a_layernorm.weight)
+        ours.wkv_b.weight.copy_(hf.kv_b_proj.weight)
+        ours.wo.weight.copy_(hf.o_proj.weight)
+
+
+@pytest.mark.parametrize("q_lora_rank", [None, 24], ids=["no-q-lora", "q-lora"])
+@pytest.mark.parametrize("rope_interleave", [False, True], ids=["rotate-half", "interleaved"])
+def test_matches_transformers_deepseek_v3_attention(q_lora_rank, rope_interleave):
+    assert transformers.__version__.split(".")[0] == "5", (
+        "reference written against transformers 5.x"
+    )
+    cfg, hf = hf_attention(q_lora_rank, rope_interleave)
+    ours = MultiHeadLatentAttention(D, H, R, NOPE, ROPE, V, q_lora_rank=q_lora_rank).eval()
+    copy_from_hf(hf, ours, rope_interleave)
+    assert ours.softmax_scale == pytest.approx(hf.scaling)
+
+    B, T = 2, 9
+    torch.manual_seed(2)
+    x = torch.randn(B, T, D)
+    pos = torch.arange(T)[None].expand(B, -1)
+    cos, sin = DeepseekV3RotaryEmbedding(cfg)(x, pos)
+    causal = torch.full((T, T), float("-inf")).triu(1)[None, None].expand(B, 1, T, T)
+    with torch.no_grad():
+        expected, _ = hf(x, (cos, sin), causal)
+        full = ours(x)
+        naive, _ = decode(ours, x, "naive", prefill=3)
+        absorbed, _ = decode(ours, x, "absorbed", prefill=3)
+    torch.testing.assert_close(full, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(naive, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(absorbed, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("q_lora_rank", [None, 24])
+@pytest.mark.parametrize("prefill", [1, 5])
+def test_naive_equals_absorbed_over_multistep_decode(q_lora_rank, prefill):
+    attn = tiny_mla(q_lora_rank)
+    torch.manual_seed(3)
+    x = torch.randn(3, 16, D)
+    with torch.no_grad():
+        full = attn(x)
+        naive, naive_cache = decode(attn, x, "naive", prefill=prefill)
+        absorbed, lat_cache = decode(attn, x, "absorbed", prefill=prefill)
+    torch.testing.assert_close(absorbed, naive, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(naive, full, rtol=1e-5, atol=1e-5)
+    # Step by step, each token's output is the same however it got there.
+    assert naive_cache.seq_len == lat_cache.seq_len == 16
+
+
+def test_decode_in_chunks_matches_full_pass():
+    attn = tiny_mla()
+    torch.manual_seed(4)
+    x = torch.randn(2, 12, D)
+    with torch.no_grad():
+        full = attn(x)
+        for mode in ("naive", "absorbed"):
+            cache = attn.new_cache(mode)
+            chunks = [attn(x[:, a : a + 4], cache) for a in range(0, 12, 4)]
+            torch.testing.assert_close(torch.cat(chunks, dim=1), full, rtol=1e-5, atol=1e-5)
+
+
+def test_cache_holds_exactly_the_latent_and_rope_key():
+    attn = tiny_mla()
+    B, T = 2, 10
+    x = torch.randn(B, T, D)
+    with torch.no_grad():
+        _, lat = decode(attn, x, "absorbed", prefill=4)
+        _, naive = decode(attn, x, "naive", prefill=4)
+    assert set(lat.tensors) == {"c_kv", "k_rope"}
+    assert lat.tensors["c_kv"].shape == (B, T, R)
+    assert lat.tensors["k_rope"].shape == (B, T, ROPE)
+    assert lat.nbytes() == B * T * (R + ROPE) * 4
+    assert lat.nbytes() == B * T * attn.cache_elements_per_token("absorbed") * 4
+    assert naive.tensors["k"].shape == (B, H, T, NOPE + ROPE)
+    assert naive.tensors["v"].shape == (B, H, T, V)
+    assert naive.nbytes() == B * T * H * (NOPE + ROPE + V) * 4
+    assert naive.nbytes() == B * T * attn.cache_elements_per_token("naive") * 4
+    # The cached latent is the normalised compression of the inputs, nothing up-projected.
+    with torch.no_grad():
+        c_kv, _ = attn.wkv_a(x).split([R, ROPE], dim=-1)
+        torch.testing.assert_close(lat.tensors["c_kv"], attn.kv_norm(c_kv))
+
+
+def test_absorbed_cache_is_smaller_by_the_expected_factor():
+    attn = tiny_mla()
+    ratio = attn.cache_elements_per_token("naive") / attn.cache_elements_per_token("absorbed")
+    assert ratio == pytest.approx(H * (NOPE + ROPE + V) / (R + ROPE))
+    assert ratio > 1
+
+
+def test_up_projection_views_are_the_fused_weight():
+    attn = tiny_mla()
+    w = attn.wkv_b.weight.view(H, NOPE + V, R)
+    assert attn.w_uk.shape == (H, NOPE, R) and attn.w_uv.shape == (H, V, R)
+    assert torch.equal(attn.w_uk, w[:, :NOPE]) and torch.equal(attn.w_uv, w[:, NOPE:])
+    assert attn.w_uk.data_ptr() == attn.wkv_b.weight.data_ptr()  # a view: training updates both
+
+
+def test_causal_future_tokens_do_not_change_the_past():
+    attn = tiny_mla()
+    torch.manual_seed(5)
+    x = torch.randn(1, 8, D)
+    y = x.clone()
+    y[:, 5:] = torch.randn(1, 3, D)
+    with torch.no_grad():
+        a, b = attn(x), attn(y)
+    torch.testing.assert_close(a[:, :5], b[:, :5])
+    assert (a[:, 5:] - b[:, 5:]).abs().max() > 1e-3
+
+
+def test_rope_key_carries_position_latent_does_not():
+    """The same token at two positions: same c_kv, different k_rope (position lives only there)."""
+    attn = tiny_mla()
+    tok = torch.randn(1, 1, D)
+    x = tok.expand(1, 6, D).contiguous()
+    cache = attn.new_cache("absorbed")
+    with torch.no_grad():
+        attn(x, cache)
+    c, k = cache.tensors["c_kv"][0], cache.tensors["k_rope"][0]
+    torch.testing.assert_close(c[0], c[5])
+    assert (k[0] - k[5]).abs().max() > 1e-3
+    # RoPE rotates, so it keeps the norm of every pair
+    torch.testing.assert_close(k.norm(dim=-1), k[0].norm().expand(6))
+
+
+def test_every_weight_gets_a_gradient_in_training():
+    attn = tiny_mla().train()
+    x = torch.randn(2, 5, D)
+    attn(x).pow(2).mean().backward()
+    missing = [n for n, p in attn.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not missing
+
+
+def test_deinterleave_rope_rows_hand_case():
+    # one head, nope 1, rope 4: rows [n, r0, r1, r2, r3] -> [n, r0, r2, r1, r3]
+    w = torch.arange(5.0)[:, None]
+    out = deinterleave_rope_rows(w, n_heads=1, nope=1, rope=4)
+    assert out.squeeze(1).tolist() == [0.0, 1.0, 3.0, 2.0, 4.0]
+    with pytest.raises(ValueError, match="rows"):
+        deinterleave_rope_rows(w, n_heads=2, nope=1, rope=4)
+
+
+def test_bad_inputs_say_how_to_fix():
+    with pytest.raises(ValueError, match="even"):
+        MultiHeadLatentAttention(D, H, R, NOPE, 3, V)
+    with pytest.raises(ValueError, match="kv_lora_rank"):
+        MultiHeadLatentAttention(D, H, 0, NOPE, ROPE, V)
+    attn = tiny_mla()
+    with pytest.raises(ValueError, match="cache mode"):
+        attn.new_cache("compressed")
+    with pytest.raises(ValueError, match="d_model"):
+        attn(torch.randn(4, D))
+    with pytest.raises(ValueError, match="prefill"):
+        decode(attn, torch.randn(1, 3, D), "naive", prefill=0)
