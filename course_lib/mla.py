@@ -53,13 +53,20 @@ def rope_cos_sin(
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    # x (B, T, H, dim); cos/sin (T, dim)
+    # x (..., T, dim); cos/sin (T, dim)
     x1, x2 = x.chunk(2, dim=-1)
-    rot = torch.cat([-x2, x1], dim=-1)
-    return x * cos[None, :, None, :] + rot * sin[None, :, None, :]
+    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
+
+
+def attention_mask(q_positions, kv_len, key_mask=None):
+    mask = torch.arange(kv_len, device=q_positions.device)[None, :] <= q_positions[:, None]
+    if key_mask is not None:
+        mask = mask[None, None] & key_mask[:, None, None, :].bool()
+    return mask
 
 
 CacheMode = Literal["naive", "absorbed"]
+Cache = tuple[torch.Tensor, ...]
 CACHE_MODES: tuple[str, ...] = ("naive", "absorbed")
 
 
@@ -84,44 +91,6 @@ def deinterleave_rope_rows(
     return torch.cat([w[:, :nope], rope_part], dim=1).reshape(weight.shape)
 
 
-class MLACache:
-    """One layer's decode cache. Grows by one entry per generated token.
-
-    ``mode="naive"`` holds ``k`` ``(B, n_heads, S, d_nope + d_rope)`` and ``v`` ``(B, n_heads, S, d_v)``.
-    ``mode="absorbed"`` holds ``c_kv`` ``(B, S, kv_lora_rank)`` and ``k_rope`` ``(B, S, d_rope)``.
-    :meth:`nbytes` is measured from the tensors themselves.
-    """
-
-    def __init__(self, mode: CacheMode = "absorbed") -> None:
-        if mode not in CACHE_MODES:
-            raise ValueError(f"mode={mode!r} is not a cache mode; use one of {CACHE_MODES}.")
-        self.mode: str = mode
-        self.tensors: dict[str, torch.Tensor] = {}
-
-    @property
-    def seq_len(self) -> int:
-        """How many tokens the cache holds."""
-        if not self.tensors:
-            return 0
-        t = next(iter(self.tensors.values()))
-        return t.shape[-2]
-
-    def append(self, **new: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Concatenate the new tokens' entries along the sequence axis; return the full tensors."""
-        for name, value in new.items():
-            old = self.tensors.get(name)
-            self.tensors[name] = value if old is None else torch.cat([old, value], dim=-2)
-        return tuple(self.tensors[name] for name in new)
-
-    def nbytes(self) -> int:
-        """Bytes held by the cached tensors (numel x element size), measured, not computed."""
-        return sum(t.numel() * t.element_size() for t in self.tensors.values())
-
-    def __repr__(self) -> str:
-        shapes = ", ".join(f"{k}={tuple(v.shape)}" for k, v in self.tensors.items())
-        return f"MLACache(mode={self.mode!r}, {shapes or 'empty'})"
-
-
 class MultiHeadLatentAttention(nn.Module):
     """MLA as in DeepSeek-V2/V3 (causal self-attention over ``(B, T, d_model)``).
 
@@ -136,6 +105,8 @@ class MultiHeadLatentAttention(nn.Module):
             ``None`` uses one projection ``wq`` (V2-Lite does this).
         rope_theta: RoPE base.
         norm_eps: epsilon of the two RMSNorms (DeepSeek uses 1e-6).
+        cache_mode: the decode cache :meth:`forward` keeps unless told otherwise: ``"absorbed"``
+            (``c_kv`` and ``k_rope``) or ``"naive"`` (per-head K and V).
     """
 
     def __init__(
@@ -149,6 +120,7 @@ class MultiHeadLatentAttention(nn.Module):
         q_lora_rank: int | None = None,
         rope_theta: float = 10_000.0,
         norm_eps: float = 1e-6,
+        cache_mode: CacheMode = "absorbed",
     ) -> None:
         super().__init__()
         sizes = {
@@ -180,6 +152,7 @@ class MultiHeadLatentAttention(nn.Module):
         self.rope_theta = rope_theta
         # Softmax scale over the whole query/key width, RoPE part included [V2 eq. 19].
         self.softmax_scale = self.qk_head_dim**-0.5
+        self.cache_mode: str = self._mode(cache_mode)
 
         h_qk = n_heads * self.qk_head_dim
         if q_lora_rank is None:
@@ -209,17 +182,18 @@ class MultiHeadLatentAttention(nn.Module):
         w = self.wkv_b.weight.view(self.n_heads, self.qk_nope_head_dim + self.v_head_dim, -1)
         return w[:, self.qk_nope_head_dim :]
 
-    def new_cache(self, mode: CacheMode = "absorbed") -> MLACache:
-        """An empty decode cache for this layer; pass it to :meth:`forward` step after step."""
-        return MLACache(mode)
-
-    def cache_elements_per_token(self, mode: CacheMode = "absorbed") -> int:
-        """Numbers cached per token by this layer: d_c + d_rope (absorbed) or per-head K and V."""
+    def cache_elements_per_token(self, mode: CacheMode | None = None) -> int:
+        """Numbers this layer caches per token: d_c + d_rope (absorbed) or per-head K and V (naive)."""
+        mode = self._mode(mode)
         if mode == "absorbed":
             return self.kv_lora_rank + self.qk_rope_head_dim
-        if mode == "naive":
-            return self.n_heads * (self.qk_head_dim + self.v_head_dim)
-        raise ValueError(f"mode={mode!r} is not a cache mode; use one of {CACHE_MODES}.")
+        return self.n_heads * (self.qk_head_dim + self.v_head_dim)
+
+    def _mode(self, mode: str | None) -> str:
+        mode = self.cache_mode if mode is None else mode
+        if mode not in CACHE_MODES:
+            raise ValueError(f"mode={mode!r} is not an MLA cache mode; use one of {CACHE_MODES}.")
+        return mode
 
     # ----- the pieces ---------------------------------------------------------------------------
     def queries(
@@ -227,23 +201,21 @@ class MultiHeadLatentAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-head queries split into the no-RoPE part and the rotated RoPE part.
 
-        Returns ``q_nope`` ``(B, T, n_heads, d_nope)`` and ``q_rope`` ``(B, T, n_heads, d_rope)``.
+        Returns ``q_nope`` ``(B, H, T, d_nope)`` and ``q_rope`` ``(B, H, T, d_rope)``.
         """
         B, T, _ = x.shape
         q = self.wq(x) if self.q_lora_rank is None else self.wq_b(self.q_norm(self.wq_a(x)))
-        q = q.view(B, T, self.n_heads, self.qk_head_dim)  # (B, T, H, d_nope + d_rope)
+        q = q.view(B, T, self.n_heads, self.qk_head_dim).transpose(1, 2)  # (B, H, T, d_qk)
         q_nope, q_rope = q.split([self.qk_nope_head_dim, self.qk_rope_head_dim], dim=-1)
         return q_nope, apply_rope(q_rope, cos, sin)
 
     def latents(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """What the absorbed cache stores: ``c_kv`` ``(B, T, d_c)`` and the rotated ``k_rope`` ``(B, T, d_rope)``."""
+        """What the absorbed cache stores: ``c_kv`` ``(B, T, d_c)`` and the rotated, head-shared
+        ``k_rope`` ``(B, T, d_rope)``."""
         c_kv, k_rope = self.wkv_a(x).split([self.kv_lora_rank, self.qk_rope_head_dim], dim=-1)
-        c_kv = self.kv_norm(c_kv)
-        # One RoPE key shared by every head: rotate it as a single "head".
-        k_rope = apply_rope(k_rope.unsqueeze(2), cos, sin).squeeze(2)
-        return c_kv, k_rope
+        return self.kv_norm(c_kv), apply_rope(k_rope, cos, sin)
 
     def expand(self, c_kv: torch.Tensor, k_rope: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Up-project latents to per-head keys and values (what the naive cache stores).
@@ -252,47 +224,84 @@ class MultiHeadLatentAttention(nn.Module):
         """
         B, S, _ = c_kv.shape
         kv = self.wkv_b(c_kv).view(B, S, self.n_heads, self.qk_nope_head_dim + self.v_head_dim)
-        k_nope, v = kv.split([self.qk_nope_head_dim, self.v_head_dim], dim=-1)
-        k_rope = k_rope[:, :, None, :].expand(B, S, self.n_heads, self.qk_rope_head_dim)
-        k = torch.cat([k_nope, k_rope], dim=-1)  # (B, S, H, d_nope + d_rope)
-        return k.transpose(1, 2), v.transpose(1, 2)
+        k_nope, v = kv.transpose(1, 2).split([self.qk_nope_head_dim, self.v_head_dim], dim=-1)
+        k_rope = k_rope[:, None].expand(B, self.n_heads, S, self.qk_rope_head_dim)
+        return torch.cat([k_nope, k_rope], dim=-1), v  # (B, H, S, d_qk), (B, H, S, d_v)
+
+    def make_cache(
+        self, x: torch.Tensor, mode: CacheMode | None = None, positions: torch.Tensor | None = None
+    ) -> Cache:
+        """The cache a prefill of ``x`` ``(B, S, d_model)`` leaves behind, without running attention.
+
+        Cheap even for long contexts (no S x S scores); used to time decoding at a given context.
+        """
+        mode = self._mode(mode)
+        positions = torch.arange(x.shape[1], device=x.device) if positions is None else positions
+        cos, sin = rope_cos_sin(positions, self.qk_rope_head_dim, self.rope_theta)
+        c_kv, k_rope = self.latents(x, cos.to(x.dtype), sin.to(x.dtype))
+        return (c_kv, k_rope) if mode == "absorbed" else self.expand(c_kv, k_rope)
 
     # ----- forward ------------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, cache: MLACache | None = None) -> torch.Tensor:
-        """Causal MLA over ``x`` ``(B, T, d_model)`` -> ``(B, T, d_model)``.
+    def forward(
+        self,
+        x: torch.Tensor,
+        positions: torch.Tensor | None = None,
+        past: Cache | None = None,
+        key_mask: torch.Tensor | None = None,
+        mode: CacheMode | None = None,
+    ) -> tuple[torch.Tensor, Cache]:
+        """Causal MLA: ``x`` ``(B, T, d_model)`` -> ``(y (B, T, d_model), present)``.
 
-        Without a cache (training, or a one-shot pass) keys and values are up-projected and all T
-        tokens attend causally. With a cache, the new tokens sit at positions ``cache.seq_len ...``;
-        they are appended to the cache (in place) and attend to everything cached so far, along the
-        naive or the absorbed path depending on ``cache.mode``.
+        ``positions`` (T,) are the new tokens' absolute positions (default: right after ``past``).
+        ``past`` is the cache returned by the previous call, or None. ``key_mask`` (B, S) marks real
+        (non-pad) tokens over cache + new tokens. ``mode`` (default ``self.cache_mode``) picks the
+        cache: ``"absorbed"`` returns ``present = (c_kv (B, S, d_c), k_rope (B, S, d_rope))``,
+        ``"naive"`` returns ``(k (B, H, S, d_qk), v (B, H, S, d_v))``.
+
+        Without ``past`` (training, or a prompt's prefill) keys and values are up-projected and the
+        T tokens attend causally (compute-bound, so the plain path is the fast one). With ``past``,
+        an absorbed cache is attended straight from the latents; a naive one as plain attention.
         """
+        mode = self._mode(mode)
         if x.dim() != 3 or x.shape[-1] != self.d_model:
             raise ValueError(
                 f"x must be (batch, seq, d_model={self.d_model}), got {tuple(x.shape)}; "
                 "add a batch axis with x[None] if needed."
             )
         B, T, _ = x.shape
-        start = 0 if cache is None else cache.seq_len
-        positions = torch.arange(start, start + T, device=x.device)
-        cos, sin = rope_cos_sin(positions, self.qk_rope_head_dim, self.rope_theta)
+        if past is not None:
+            want = 3 if mode == "absorbed" else 4
+            if len(past) != 2 or past[0].dim() != want:
+                raise ValueError(
+                    f"past does not look like a {mode!r} MLA cache (expected two tensors of rank "
+                    f"{want}); pass the `present` this module returned with the same mode."
+                )
+        s_past = 0 if past is None else past[0].shape[-2]
+        if positions is None:
+            positions = torch.arange(s_past, s_past + T, device=x.device)
+        cos, sin = rope_cos_sin(positions, self.qk_rope_head_dim, self.rope_theta)  # (T, d_rope)
         cos, sin = cos.to(x.dtype), sin.to(x.dtype)
 
-        q_nope, q_rope = self.queries(x, cos, sin)  # (B, T, H, d_nope), (B, T, H, d_rope)
+        q_nope, q_rope = self.queries(x, cos, sin)  # (B, H, T, d_nope), (B, H, T, d_rope)
         c_kv, k_rope = self.latents(x, cos, sin)  # (B, T, d_c), (B, T, d_rope)
-        mask = _causal_mask(T, start + T, start, x.device)  # (T, S) True = may attend
+        S = s_past + T
+        mask = attention_mask(torch.arange(s_past, S, device=x.device), S, key_mask)  # (T, S)
 
-        if cache is not None and cache.mode == "absorbed":
-            c_kv, k_rope = cache.append(c_kv=c_kv, k_rope=k_rope)  # (B, S, d_c), (B, S, d_rope)
+        if mode == "absorbed" and past is not None:
+            c_kv = torch.cat([past[0], c_kv], dim=1)  # (B, S, d_c)
+            k_rope = torch.cat([past[1], k_rope], dim=1)  # (B, S, d_rope)
             out = self._attend_absorbed(q_nope, q_rope, c_kv, k_rope, mask)
-        else:
-            k, v = self.expand(c_kv, k_rope)  # (B, H, T, d_nope + d_rope), (B, H, T, d_v)
-            if cache is not None:
-                k, v = cache.append(k=k, v=v)  # (B, H, S, ...)
-            q = torch.cat([q_nope, q_rope], dim=-1).transpose(1, 2)  # (B, H, T, d_nope + d_rope)
-            scores = (q @ k.transpose(-2, -1)) * self.softmax_scale  # (B, H, T, S)
-            probs = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
-            out = (probs @ v).transpose(1, 2)  # (B, T, H, d_v)
-        return self.wo(out.reshape(B, T, self.n_heads * self.v_head_dim))
+            return self._project_out(out), (c_kv, k_rope)
+
+        k, v = self.expand(c_kv, k_rope)  # (B, H, T, d_qk), (B, H, T, d_v)
+        if past is not None:
+            k = torch.cat([past[0], k], dim=2)  # (B, H, S, d_qk)
+            v = torch.cat([past[1], v], dim=2)  # (B, H, S, d_v)
+        present = (c_kv, k_rope) if mode == "absorbed" else (k, v)
+        q = torch.cat([q_nope, q_rope], dim=-1)  # (B, H, T, d_qk)
+        scores = (q @ k.transpose(-2, -1)) * self.softmax_scale  # (B, H, T, S)
+        out = _masked_softmax(scores, mask) @ v  # (B, H, T, d_v)
+        return self._project_out(out), present
 
     def _attend_absorbed(
         self,
@@ -302,44 +311,87 @@ class MultiHeadLatentAttention(nn.Module):
         k_rope: torch.Tensor,
         mask: torch.Tensor,
     ) -> torch.Tensor:
-        """Attention straight on the cached latents; returns ``(B, T, H, d_v)``."""
+        """Attention straight on the cached latents; returns ``(B, H, T, d_v)``."""
         # Fold W^UK into the query: q_nope . (W_UK c) == (W_UK^T q_nope) . c
-        q_lat = torch.einsum("bthd,hdr->bhtr", q_nope, self.w_uk)  # (B, H, T, d_c)
+        q_lat = torch.einsum("bhtd,hdr->bhtr", q_nope, self.w_uk)  # (B, H, T, d_c)
         scores = q_lat @ c_kv[:, None].transpose(-2, -1)  # (B, H, T, S)
-        scores = scores + q_rope.transpose(1, 2) @ k_rope[:, None].transpose(-2, -1)
-        probs = (scores * self.softmax_scale).masked_fill(~mask, float("-inf")).softmax(dim=-1)
-        o_lat = probs @ c_kv[:, None]  # (B, H, T, d_c): attention-weighted latents
+        scores = scores + q_rope @ k_rope[:, None].transpose(-2, -1)  # shared RoPE key
+        o_lat = _masked_softmax(scores * self.softmax_scale, mask) @ c_kv[:, None]  # (B, H, T, d_c)
         # Fold W^UV into the output: sum_s p_s (W_UV c_s) == W_UV (sum_s p_s c_s)
-        return torch.einsum("bhtr,hvr->bthv", o_lat, self.w_uv)  # (B, T, H, d_v)
+        return torch.einsum("bhtr,hvr->bhtv", o_lat, self.w_uv)  # (B, H, T, d_v)
+
+    def _project_out(self, out: torch.Tensor) -> torch.Tensor:
+        B, _, T, _ = out.shape  # (B, H, T, d_v)
+        return self.wo(out.transpose(1, 2).reshape(B, T, self.n_heads * self.v_head_dim))
 
 
-def _causal_mask(T: int, S: int, start: int, device: torch.device) -> torch.Tensor:
-    """``(T, S)`` boolean: query i (at position start + i) may attend to keys 0 .. start + i."""
-    q_pos = torch.arange(start, start + T, device=device)[:, None]
-    return torch.arange(S, device=device)[None, :] <= q_pos
+def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Softmax over keys where ``mask`` is True. A large negative fill (not -inf) keeps rows with
+    no visible key (left padding) finite instead of NaN; real queries always see themselves."""
+    return scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(dim=-1)
 
 
 def decode(
     attn: MultiHeadLatentAttention, x: torch.Tensor, mode: CacheMode, prefill: int = 1
-) -> tuple[torch.Tensor, MLACache]:
+) -> tuple[torch.Tensor, Cache]:
     """Run ``x`` ``(B, T, d_model)`` through ``attn`` the way a decoder does: a prefill of ``prefill``
-    tokens, then one token at a time with a ``mode`` cache. Returns ``(outputs (B, T, d_model), cache)``.
+    tokens, then one token at a time with a ``mode`` cache. Returns ``(y (B, T, d_model), cache)``.
     """
     if not 1 <= prefill <= x.shape[1]:
         raise ValueError(
             f"prefill={prefill} must be between 1 and the sequence length {x.shape[1]}."
         )
-    cache = attn.new_cache(mode)
-    outs = [attn(x[:, :prefill], cache)]
+    y, cache = attn(x[:, :prefill], mode=mode)
+    outs = [y]
     for t in range(prefill, x.shape[1]):
-        outs.append(attn(x[:, t : t + 1], cache))
+        y, cache = attn(x[:, t : t + 1], past=cache, mode=mode)
+        outs.append(y)
     return torch.cat(outs, dim=1), cache
+
+
+def cache_nbytes(cache) -> int:
+    """Bytes held by a cache (a tensor, or any nesting of tuples/lists of tensors), measured from the
+    tensors themselves: numel x element size, summed."""
+    if isinstance(cache, torch.Tensor):
+        return cache.numel() * cache.element_size()
+    if isinstance(cache, (tuple, list)):
+        return sum(cache_nbytes(c) for c in cache)
+    if cache is None:
+        return 0
+    raise TypeError(f"cache_nbytes expects tensors in tuples/lists, got {type(cache).__name__}.")
+
+
+def decode_step_seconds(
+    attn: MultiHeadLatentAttention,
+    context: int,
+    mode: CacheMode,
+    batch: int = 1,
+    steps: int = 8,
+    seed: int = 0,
+) -> float:
+    """Median wall time of one decode step at ``context`` cached tokens (for plots and benchmarks;
+    never asserted in tests). The cache is built with :meth:`MultiHeadLatentAttention.make_cache`."""
+    import time
+
+    if context < 1 or steps < 1 or batch < 1:
+        raise ValueError("context, steps and batch must be >= 1; e.g. context=1024, steps=8.")
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, context + steps, attn.d_model, generator=g)
+    times = []
+    with torch.inference_mode():
+        past = attn.make_cache(x[:, :context], mode)
+        for t in range(context, context + steps):
+            start = time.perf_counter()
+            attn(x[:, t : t + 1], past=past, mode=mode)  # the cache is not kept: same context
+            times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
 
 
 __all__ = [
     "CACHE_MODES",
-    "MLACache",
     "MultiHeadLatentAttention",
+    "cache_nbytes",
     "decode",
+    "decode_step_seconds",
     "deinterleave_rope_rows",
 ]

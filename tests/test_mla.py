@@ -9,7 +9,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course_lib.mla import MultiHeadLatentAttention, decode, deinterleave_rope_rows
+from course_lib.mla import (
+    MultiHeadLatentAttention,
+    cache_nbytes,
+    decode,
+    deinterleave_rope_rows,
+)
 
 transformers = pytest.importorskip("transformers")
 from transformers import DeepseekV3Config  # noqa: E402
@@ -100,7 +105,7 @@ def test_matches_transformers_deepseek_v3_attention(q_lora_rank, rope_interleave
     causal = torch.full((T, T), float("-inf")).triu(1)[None, None].expand(B, 1, T, T)
     with torch.no_grad():
         expected, _ = hf(x, (cos, sin), causal)
-        full = ours(x)
+        full, _ = ours(x)
         naive, _ = decode(ours, x, "naive", prefill=3)
         absorbed, _ = decode(ours, x, "absorbed", prefill=3)
     torch.testing.assert_close(full, expected, rtol=1e-5, atol=1e-5)
@@ -115,13 +120,13 @@ def test_naive_equals_absorbed_over_multistep_decode(q_lora_rank, prefill):
     torch.manual_seed(3)
     x = torch.randn(3, 16, D)
     with torch.no_grad():
-        full = attn(x)
+        full, _ = attn(x)
         naive, naive_cache = decode(attn, x, "naive", prefill=prefill)
         absorbed, lat_cache = decode(attn, x, "absorbed", prefill=prefill)
     torch.testing.assert_close(absorbed, naive, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(naive, full, rtol=1e-5, atol=1e-5)
     # Step by step, each token's output is the same however it got there.
-    assert naive_cache.seq_len == lat_cache.seq_len == 16
+    assert naive_cache[0].shape[2] == lat_cache[0].shape[1] == 16
 
 
 def test_decode_in_chunks_matches_full_pass():
@@ -129,10 +134,12 @@ def test_decode_in_chunks_matches_full_pass():
     torch.manual_seed(4)
     x = torch.randn(2, 12, D)
     with torch.no_grad():
-        full = attn(x)
+        full, _ = attn(x)
         for mode in ("naive", "absorbed"):
-            cache = attn.new_cache(mode)
-            chunks = [attn(x[:, a : a + 4], cache) for a in range(0, 12, 4)]
+            past, chunks = None, []
+            for a in range(0, 12, 4):
+                y, past = attn(x[:, a : a + 4], past=past, mode=mode)
+                chunks.append(y)
             torch.testing.assert_close(torch.cat(chunks, dim=1), full, rtol=1e-5, atol=1e-5)
 
 
@@ -143,19 +150,64 @@ def test_cache_holds_exactly_the_latent_and_rope_key():
     with torch.no_grad():
         _, lat = decode(attn, x, "absorbed", prefill=4)
         _, naive = decode(attn, x, "naive", prefill=4)
-    assert set(lat.tensors) == {"c_kv", "k_rope"}
-    assert lat.tensors["c_kv"].shape == (B, T, R)
-    assert lat.tensors["k_rope"].shape == (B, T, ROPE)
-    assert lat.nbytes() == B * T * (R + ROPE) * 4
-    assert lat.nbytes() == B * T * attn.cache_elements_per_token("absorbed") * 4
-    assert naive.tensors["k"].shape == (B, H, T, NOPE + ROPE)
-    assert naive.tensors["v"].shape == (B, H, T, V)
-    assert naive.nbytes() == B * T * H * (NOPE + ROPE + V) * 4
-    assert naive.nbytes() == B * T * attn.cache_elements_per_token("naive") * 4
-    # The cached latent is the normalised compression of the inputs, nothing up-projected.
+        c_kv, k_rope = lat
+        k, v = naive
+    assert c_kv.shape == (B, T, R) and k_rope.shape == (B, T, ROPE)
+    assert cache_nbytes(lat) == B * T * (R + ROPE) * 4
+    assert cache_nbytes(lat) == B * T * attn.cache_elements_per_token("absorbed") * 4
+    assert k.shape == (B, H, T, NOPE + ROPE) and v.shape == (B, H, T, V)
+    assert cache_nbytes(naive) == B * T * H * (NOPE + ROPE + V) * 4
+    assert cache_nbytes(naive) == B * T * attn.cache_elements_per_token("naive") * 4
     with torch.no_grad():
-        c_kv, _ = attn.wkv_a(x).split([R, ROPE], dim=-1)
-        torch.testing.assert_close(lat.tensors["c_kv"], attn.kv_norm(c_kv))
+        # The cached latent is the normalised compression of the inputs, nothing up-projected...
+        c_ref, _ = attn.wkv_a(x).split([R, ROPE], dim=-1)
+        torch.testing.assert_close(c_kv, attn.kv_norm(c_ref))
+        # ...and the naive cache is exactly its up-projection.
+        k_up, v_up = attn.expand(c_kv, k_rope)
+        torch.testing.assert_close(k, k_up)
+        torch.testing.assert_close(v, v_up)
+        # make_cache gives what a step-by-step prefill leaves behind, without attention
+        for mode, cache in (("absorbed", lat), ("naive", naive)):
+            for got, want in zip(attn.make_cache(x, mode), cache):
+                torch.testing.assert_close(got, want)
+
+
+def test_decode_from_make_cache_matches_full_pass():
+    attn = tiny_mla()
+    x = torch.randn(2, 9, D)
+    with torch.no_grad():
+        full, _ = attn(x)
+        for mode in ("naive", "absorbed"):
+            y, _ = attn(x[:, 8:], past=attn.make_cache(x[:, :8], mode), mode=mode)
+            torch.testing.assert_close(y, full[:, 8:], rtol=1e-5, atol=1e-5)
+
+
+def test_key_mask_hides_left_padding():
+    """A left-padded row gives the same outputs on its real tokens as the unpadded sequence."""
+    attn = tiny_mla()
+    torch.manual_seed(6)
+    x = torch.randn(1, 6, D)
+    pad = torch.randn(1, 2, D) * 5
+    xp = torch.cat([pad, x], dim=1)
+    key_mask = torch.tensor([[False, False] + [True] * 6])
+    with torch.no_grad():
+        want, _ = attn(x)
+        for mode in ("naive", "absorbed"):
+            # positions restart at 0 for the real tokens, as a padded batch would do
+            pos = torch.tensor([0, 0, 0, 1, 2, 3, 4, 5])
+            got, past = attn(xp[:, :4], positions=pos[:4], key_mask=key_mask[:, :4], mode=mode)
+            step, _ = attn(xp[:, 4:], positions=pos[4:], past=past, key_mask=key_mask, mode=mode)
+            got = torch.cat([got, step], dim=1)
+            assert torch.isfinite(got).all()
+            torch.testing.assert_close(got[:, 2:], want, rtol=1e-5, atol=1e-5)
+
+
+def test_absorbed_and_naive_caches_are_not_interchangeable():
+    attn = tiny_mla()
+    x = torch.randn(1, 3, D)
+    _, naive = attn(x, mode="naive")
+    with pytest.raises(ValueError, match="absorbed"):
+        attn(x[:, :1], past=naive, mode="absorbed")
 
 
 def test_absorbed_cache_is_smaller_by_the_expected_factor():
@@ -180,7 +232,7 @@ def test_causal_future_tokens_do_not_change_the_past():
     y = x.clone()
     y[:, 5:] = torch.randn(1, 3, D)
     with torch.no_grad():
-        a, b = attn(x), attn(y)
+        (a, _), (b, _) = attn(x), attn(y)
     torch.testing.assert_close(a[:, :5], b[:, :5])
     assert (a[:, 5:] - b[:, 5:]).abs().max() > 1e-3
 
@@ -190,10 +242,9 @@ def test_rope_key_carries_position_latent_does_not():
     attn = tiny_mla()
     tok = torch.randn(1, 1, D)
     x = tok.expand(1, 6, D).contiguous()
-    cache = attn.new_cache("absorbed")
     with torch.no_grad():
-        attn(x, cache)
-    c, k = cache.tensors["c_kv"][0], cache.tensors["k_rope"][0]
+        _, (c, k) = attn(x, mode="absorbed")
+    c, k = c[0], k[0]
     torch.testing.assert_close(c[0], c[5])
     assert (k[0] - k[5]).abs().max() > 1e-3
     # RoPE rotates, so it keeps the norm of every pair
@@ -203,7 +254,7 @@ def test_rope_key_carries_position_latent_does_not():
 def test_every_weight_gets_a_gradient_in_training():
     attn = tiny_mla().train()
     x = torch.randn(2, 5, D)
-    attn(x).pow(2).mean().backward()
+    attn(x)[0].pow(2).mean().backward()
     missing = [n for n, p in attn.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
     assert not missing
 
@@ -224,8 +275,22 @@ def test_bad_inputs_say_how_to_fix():
         MultiHeadLatentAttention(D, H, 0, NOPE, ROPE, V)
     attn = tiny_mla()
     with pytest.raises(ValueError, match="cache mode"):
-        attn.new_cache("compressed")
+        attn(torch.randn(1, 2, D), mode="compressed")
     with pytest.raises(ValueError, match="d_model"):
         attn(torch.randn(4, D))
     with pytest.raises(ValueError, match="prefill"):
         decode(attn, torch.randn(1, 3, D), "naive", prefill=0)
+
+
+def test_cache_nbytes_counts_nested_tensors_and_rejects_others():
+    t = torch.zeros(2, 3, dtype=torch.bfloat16)
+    assert cache_nbytes([(t, t), None, (torch.zeros(5),)]) == 2 * 6 * 2 + 5 * 4
+    with pytest.raises(TypeError, match="tensors"):
+        cache_nbytes({"k": t})
+
+
+def test_decode_step_seconds_rejects_bad_sizes():
+    from course_lib.mla import decode_step_seconds
+
+    with pytest.raises(ValueError, match="context"):
+        decode_step_seconds(tiny_mla(), context=0, mode="absorbed")
