@@ -312,11 +312,14 @@ class MultiHeadLatentAttention(nn.Module):
         mask: torch.Tensor,
     ) -> torch.Tensor:
         """Attention straight on the cached latents; returns ``(B, H, T, d_v)``."""
+        B, H, T, _ = q_nope.shape
         # Fold W^UK into the query: q_nope . (W_UK c) == (W_UK^T q_nope) . c
         q_lat = torch.einsum("bhtd,hdr->bhtr", q_nope, self.w_uk)  # (B, H, T, d_c)
-        scores = q_lat @ c_kv[:, None].transpose(-2, -1)  # (B, H, T, S)
-        scores = scores + q_rope @ k_rope[:, None].transpose(-2, -1)  # shared RoPE key
-        o_lat = _masked_softmax(scores * self.softmax_scale, mask) @ c_kv[:, None]  # (B, H, T, d_c)
+        # Every head reads the same latents (like MQA), so all H*T queries go in one matmul.
+        scores = q_lat.reshape(B, H * T, -1) @ c_kv.transpose(1, 2)  # (B, H*T, S)
+        scores = scores + q_rope.reshape(B, H * T, -1) @ k_rope.transpose(1, 2)  # shared RoPE key
+        probs = _masked_softmax(scores.view(B, H, T, -1) * self.softmax_scale, mask)  # (B, H, T, S)
+        o_lat = (probs.reshape(B, H * T, -1) @ c_kv).view(B, H, T, -1)  # (B, H, T, d_c)
         # Fold W^UV into the output: sum_s p_s (W_UV c_s) == W_UV (sum_s p_s c_s)
         return torch.einsum("bhtr,hvr->bhtv", o_lat, self.w_uv)  # (B, H, T, d_v)
 
@@ -369,8 +372,11 @@ def decode_step_seconds(
     steps: int = 8,
     seed: int = 0,
 ) -> float:
-    """Median wall time of one decode step at ``context`` cached tokens (for plots and benchmarks;
-    never asserted in tests). The cache is built with :meth:`MultiHeadLatentAttention.make_cache`."""
+    """Fastest of ``steps`` timed decode steps at ``context`` cached tokens, in seconds (for plots and
+    benchmarks; never asserted in tests). Single-threaded, and the minimum rather than the mean, so
+    that other processes on a shared CPU disturb it as little as possible. The step includes
+    appending the new token to the cache (a copy of the cache, as in :meth:`forward`). The cache is
+    built with :meth:`MultiHeadLatentAttention.make_cache`."""
     import time
 
     if context < 1 or steps < 1 or batch < 1:
@@ -378,13 +384,18 @@ def decode_step_seconds(
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, context + steps, attn.d_model, generator=g)
     times = []
-    with torch.inference_mode():
-        past = attn.make_cache(x[:, :context], mode)
-        for t in range(context, context + steps):
-            start = time.perf_counter()
-            attn(x[:, t : t + 1], past=past, mode=mode)  # the cache is not kept: same context
-            times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: far less disturbed by other work on a shared CPU
+    try:
+        with torch.inference_mode():
+            past = attn.make_cache(x[:, :context], mode)
+            for t in range(context, context + steps):
+                start = time.perf_counter()
+                attn(x[:, t : t + 1], past=past, mode=mode)  # cache not kept: same context
+                times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return min(times)
 
 
 __all__ = [
