@@ -622,3 +622,184 @@ DISTILL_SCORES: dict[str, dict[str, float]] = {
 # [R1 §2.3.3, §2.4] the distills were fine-tuned (SFT only, no RL) on samples curated with DeepSeek-R1.
 DISTILL_SAMPLES = {"reasoning": 600_000, "non-reasoning": 200_000}
 DISTILL_TEACHER = "DeepSeek-R1"
+
+
+# --------------------------------------------------------------------------------------------------
+# Offloading: weights that do not fit on the GPU are read from host memory
+# --------------------------------------------------------------------------------------------------
+
+
+def offload_split(model: str | ModelSpec, bits: float, gpu: str | GPU) -> tuple[float, float]:
+    """(bytes on the GPU, bytes in host memory) when weights overflow the GPU's memory.
+
+    The GPU is filled first; the rest stays in system RAM (llama.cpp-style layer offloading).
+    """
+    spec, g = get_model(model), get_gpu(gpu)
+    total = weight_bytes(spec.params_total, bits)
+    on_gpu = min(total, g.memory_gb * GB)
+    return on_gpu, total - on_gpu
+
+
+def offload_decode_tokens_per_s(
+    model: str | ModelSpec, bits: float, gpu: str | GPU, host_bandwidth_gbs: float
+) -> float:
+    """Batch-1 decode bound when part of the weights sits in host RAM.
+
+    Per token the active weights are read once; the share that lives in host RAM (assumed the same
+    share as of all weights) is read at ``host_bandwidth_gbs``, the rest at the GPU's bandwidth.
+    """
+    spec, g = get_model(model), get_gpu(gpu)
+    host_bw = _check_pos(
+        "host_bandwidth_gbs", host_bandwidth_gbs, "pass your RAM's bandwidth in GB/s, e.g. 60."
+    )
+    on_gpu, on_host = offload_split(spec, bits, g)
+    host_share = on_host / (on_gpu + on_host)
+    active = weight_bytes(spec.params_active, bits)
+    seconds = active * (1 - host_share) / (g.bandwidth_gbs * GB) + active * host_share / (
+        host_bw * GB
+    )
+    return 1.0 / seconds
+
+
+def required_host_bandwidth_gbs(
+    model: str | ModelSpec, bits: float, gpu: str | GPU, tokens_per_s: float
+) -> float:
+    """Host-RAM bandwidth (GB/s) that ``offload_decode_tokens_per_s`` needs to reach ``tokens_per_s``.
+
+    Returns 0 when everything fits on the GPU and the GPU alone is fast enough, ``inf`` when the GPU
+    share alone already takes longer than the time budget per token.
+    """
+    spec, g = get_model(model), get_gpu(gpu)
+    tps = _check_pos("tokens_per_s", tokens_per_s, "pass a target speed, e.g. 4.")
+    on_gpu, on_host = offload_split(spec, bits, g)
+    host_share = on_host / (on_gpu + on_host)
+    active = weight_bytes(spec.params_active, bits)
+    budget = 1.0 / tps - active * (1 - host_share) / (g.bandwidth_gbs * GB)
+    if host_share == 0:
+        return 0.0 if budget >= 0 else float("inf")
+    if budget <= 0:
+        return float("inf")
+    return active * host_share / budget / GB
+
+
+# --------------------------------------------------------------------------------------------------
+# The claims of January 2025, checked
+# --------------------------------------------------------------------------------------------------
+
+
+def claims_vs_papers(
+    price_per_gpu_hour: float = V3_RENTAL_PRICE_PER_GPU_HOUR,
+    phone_memory_gb: float = 8.0,
+    phone_bits: float = 4,
+    context_tokens: int = 4096,
+    claimed_tokens_per_s: float = 4.0,
+    claimed_gpu: str | GPU = "RTX 6000 Ada",
+    claimed_bits: float = 1.58,
+) -> list[dict[str, str]]:
+    """One row per popular claim: what the papers say (cited) and what the calculators show.
+
+    Every number in every column is formatted here from the cited tables above and the arguments;
+    the verdicts follow from the computed numbers. ``phone_memory_gb`` is an assumption about the
+    phone, ``claimed_*`` describe the claim being checked: pass your own.
+    """
+    phone = _check_pos("phone_memory_gb", phone_memory_gb, "pass the phone's RAM in GB, e.g. 8.")
+    hours = V3_TRAINING_GPU_HOURS
+    total_hours = sum(hours.values())
+    cost = training_cost(total_hours, price_per_gpu_hour)
+    claimed_cost = training_cost(total_hours, V3_RENTAL_PRICE_PER_GPU_HOUR)
+    flops = training_flops(V3_PARAMS_ACTIVE, V3_PRETRAIN_TOKENS)
+    util = implied_utilisation(flops, hours["pre-training"], H800.fp8_tflops)
+    r1 = R1_MODELS["DeepSeek-R1"]
+    distills = [s for s in R1_MODELS.values() if s.name != r1.name]
+    size_range = (
+        f"{distills[0].name} ({distills[0].params_total / 1e9:.2f}B) to {distills[-1].name}"
+    )
+    r1_size = f"{r1.params_total / 1e9:.0f}B total, {r1.params_active / 1e9:.0f}B active"
+
+    fits_phone = [
+        n for n, s in R1_MODELS.items() if memory_bytes(s, phone_bits, context_tokens) <= phone * GB
+    ]
+    smallest = distills[0]
+    small_gb = memory_bytes(smallest, phone_bits, context_tokens) / GB
+    r1_gb = memory_bytes(r1, phone_bits, context_tokens) / GB
+    aime_small = DISTILL_SCORES[smallest.name]["AIME 2024"]
+
+    g = get_gpu(claimed_gpu)
+    r1_q_gb = weight_bytes(r1.params_total, claimed_bits) / GB
+    _, host_b = offload_split(r1, claimed_bits, g)
+    need_bw = required_host_bandwidth_gbs(r1, claimed_bits, g, claimed_tokens_per_s)
+    gpu_only = fits(r1, g, claimed_bits)
+
+    r1s, o1s = REPORTED_SCORES["DeepSeek-R1"], REPORTED_SCORES["OpenAI-o1-1217"]
+    diffs = {b: r1s[b] - o1s[b] for b in ("AIME 2024", "MATH-500", "GPQA Diamond")}
+    math_match = all(abs(diffs[b]) <= 1.0 for b in ("AIME 2024", "MATH-500"))
+    n_samples = sum(DISTILL_SAMPLES.values())
+
+    return [
+        {
+            "claim": f"DeepSeek trained R1 for ${claimed_cost / 1e6:.1f}M",
+            "papers": f"V3's official training run took {total_hours / 1e3:,.0f}K H800 GPU-hours, "
+            f"costed at ${V3_RENTAL_PRICE_PER_GPU_HOUR:g}/GPU-hour; it excludes prior research and "
+            "ablations [V3 Table 1, §1]. R1's own RL and SFT stages came after [R1 §2].",
+            "calculators": f"{total_hours:,} GPU-hours x ${price_per_gpu_hour:g} = "
+            f"${cost / 1e6:,.3f}M. 6·N·D = {flops:.3g} FLOPs is {util:.1%} of H800 FP8 peak over "
+            f"the {hours['pre-training']:,} pre-training GPU-hours"
+            + (": plausible." if util <= 0.5 else ": implausibly high."),
+            "verdict": "Half true: the rental price of V3's final run, not the cost of making R1.",
+        },
+        {
+            "claim": "R1 was distilled from GPT-4 / multiple teachers",
+            "papers": f"The distills were fine-tuned on ~{n_samples / 1e3:.0f}K samples generated "
+            f"with {DISTILL_TEACHER} [R1 §2.3.3, §2.4]; R1 itself came from V3-Base by RL and SFT "
+            "[R1 §2].",
+            "calculators": f"{DISTILL_SAMPLES['reasoning']:,} reasoning + "
+            f"{DISTILL_SAMPLES['non-reasoning']:,} other = {n_samples:,} samples, teacher "
+            f"{DISTILL_TEACHER}. No calculator can audit web pre-training data.",
+            "verdict": f"Not what the papers describe: the distills' teacher is {DISTILL_TEACHER}.",
+        },
+        {
+            "claim": "R1 is small enough to run on a phone",
+            "papers": f"R1 is a MoE of {r1_size} [V3 §1]; the small models are separate distills "
+            f"of {size_range} [R1 §2.4].",
+            "calculators": f"At {phone_bits:g} bits and {context_tokens:,} tokens: DeepSeek-R1 needs "
+            f"{r1_gb:,.1f} GB, {smallest.name} {small_gb:.2f} GB. Fit in {phone:g} GB: "
+            f"{', '.join(fits_phone) or 'none'}. {smallest.name} scores {aime_small} on AIME 2024 "
+            f"vs R1's {r1s['AIME 2024']} [R1 Tables 4, 5].",
+            "verdict": (
+                "R1 itself fits: true."
+                if r1.name in fits_phone
+                else ("A distill can; R1 itself cannot." if fits_phone else "False: nothing fits.")
+            ),
+        },
+        {
+            "claim": f"671B runs on a {g.memory_gb:g} GB GPU at {claimed_tokens_per_s:g} tokens/s",
+            "papers": "Not a paper claim: it refers to community ~1.58-bit quantisations run with "
+            f"most weights in system RAM. Per token only {r1.params_active / 1e9:.0f}B of "
+            f"{r1.params_total / 1e9:.0f}B weights are active [V3 §1].",
+            "calculators": f"At {claimed_bits:g} bits the weights are {r1_q_gb:.1f} GB "
+            + (
+                f"and fit in {g.memory_gb:g} GB."
+                if gpu_only
+                else f"> {g.memory_gb:g} GB, so {host_b / GB:.1f} GB sit in host RAM; "
+                f"{claimed_tokens_per_s:g} tokens/s then needs ≈{need_bw:.1f} GB/s of RAM "
+                "bandwidth (only the active weights are read per token)."
+            ),
+            "verdict": "True on the GPU alone."
+            if gpu_only
+            else "Not on the GPU alone; plausible only with offloading and heavy quantisation.",
+        },
+        {
+            "claim": "R1 matches o1 on MATH-500 and AIME",
+            "papers": f"Pass@1, R1 vs o1-1217: AIME 2024 {r1s['AIME 2024']} vs {o1s['AIME 2024']}, "
+            f"MATH-500 {r1s['MATH-500']} vs {o1s['MATH-500']}, GPQA Diamond "
+            f"{r1s['GPQA Diamond']} vs {o1s['GPQA Diamond']} [R1 Table 4].",
+            "calculators": "R1 minus o1: "
+            + ", ".join(f"{b} {d:+.1f} points" for b, d in diffs.items())
+            + ".",
+            "verdict": (
+                "True on those two math benchmarks (self-reported), not on every benchmark."
+                if math_match
+                else "Not within a point on the math benchmarks."
+            ),
+        },
+    ]

@@ -312,3 +312,59 @@ def test_bad_inputs_raise_value_error_with_fix(call, needle):
 def test_nan_is_rejected():
     with pytest.raises(ValueError):
         sizing.weight_bytes(math.nan, 4)
+
+
+# --------------------------------------------------------------------------------------------------
+# Offloading and the claims table
+# --------------------------------------------------------------------------------------------------
+
+
+def test_offload_split_and_speed_hand_worked():
+    on_gpu, on_host = sizing.offload_split("DeepSeek-R1", 1.58, "RTX 6000 Ada")
+    assert on_gpu == 48e9
+    assert on_host == pytest.approx(671e9 * 1.58 / 8 - 48e9)
+    share = on_host / (on_gpu + on_host)
+    active = 37e9 * 1.58 / 8
+    expected = 1 / (active * (1 - share) / 960e9 + active * share / 50e9)
+    assert sizing.offload_decode_tokens_per_s(
+        "DeepSeek-R1", 1.58, "RTX 6000 Ada", 50
+    ) == pytest.approx(expected)
+    # a model that fits entirely runs at the GPU-only bound whatever the host bandwidth
+    assert sizing.offload_decode_tokens_per_s("R1-Distill-Qwen-7B", 4, "T4", 1) == pytest.approx(
+        sizing.decode_tokens_per_s("R1-Distill-Qwen-7B", 4, "T4")
+    )
+
+
+def test_required_host_bandwidth_inverts_offload_speed():
+    need = sizing.required_host_bandwidth_gbs("DeepSeek-R1", 1.58, "RTX 6000 Ada", 4)
+    assert sizing.offload_decode_tokens_per_s(
+        "DeepSeek-R1", 1.58, "RTX 6000 Ada", need
+    ) == pytest.approx(4)
+    assert sizing.required_host_bandwidth_gbs("R1-Distill-Qwen-1.5B", 4, "H100", 1) == 0.0
+    # faster than the GPU alone can go: impossible at any host bandwidth
+    assert math.isinf(sizing.required_host_bandwidth_gbs("R1-Distill-Qwen-1.5B", 16, "T4", 1e6))
+
+
+def test_claims_table_shape_and_report_figures():
+    rows = sizing.claims_vs_papers()
+    assert [set(r) for r in rows] == [{"claim", "papers", "calculators", "verdict"}] * 5
+    assert rows[0]["claim"] == "DeepSeek trained R1 for $5.6M"
+    assert "$5.576M" in rows[0]["calculators"] and "2,788,000" in rows[0]["calculators"]
+    assert "[V3 Table 1" in rows[0]["papers"]
+    assert "800,000" in rows[1]["calculators"] and "DeepSeek-R1" in rows[1]["verdict"]
+    assert "R1 itself cannot" in rows[2]["verdict"]
+    assert "132.5 GB > 48 GB" in rows[3]["calculators"]
+    assert "AIME 2024 +0.6 points" in rows[4]["calculators"]
+    assert "MATH-500 +0.9 points" in rows[4]["calculators"]
+
+
+def test_claims_table_follows_its_inputs():
+    rows = sizing.claims_vs_papers(price_per_gpu_hour=3.0)
+    assert "$8.364M" in rows[0]["calculators"]
+    assert rows[0]["claim"].endswith("$5.6M")  # the claim itself does not move
+    tiny_phone = sizing.claims_vs_papers(phone_memory_gb=0.5)
+    assert "none" in tiny_phone[2]["calculators"] and tiny_phone[2]["verdict"].startswith("False")
+    big = sizing.claims_vs_papers(claimed_gpu=sizing.GPU("big", 200, 5000))
+    assert big[3]["verdict"] == "True on the GPU alone."
+    with pytest.raises(ValueError, match="phone's RAM"):
+        sizing.claims_vs_papers(phone_memory_gb=0)
