@@ -1,16 +1,16 @@
 """Multi-head Latent Attention (MLA), the attention of DeepSeek-V2 and DeepSeek-V3.
 
-Paper: DeepSeek-V2 §2.1 (arXiv 2405.04434), equations (9)-(19); DeepSeek-V3 §2.1.1
-(arXiv 2412.19437). Reference code: deepseek-ai/DeepSeek-V3 ``inference/model.py`` (class ``MLA``),
+Paper: DeepSeek-V2 §2.1 (arXiv 2405.04434): §2.1.2 low-rank KV joint compression, §2.1.3 decoupled
+RoPE, §2.1.4 the KV-cache comparison; DeepSeek-V3 §2.1.1 (arXiv 2412.19437). Reference code: deepseek-ai/DeepSeek-V3 ``inference/model.py`` (class ``MLA``),
 whose weight names (``wq_a``, ``q_norm``, ``wq_b``, ``wkv_a``, ``kv_norm``, ``wkv_b``, ``wo``) we keep.
 
 The idea in four lines, for one token t (paper symbols in brackets):
 
-1. compress the hidden state to a small latent  ``c_kv = RMSNorm(W_DKV h)``        [c_t^KV, eq. 9]
-2. keys and values are up-projections of it      ``k_nope = W_UK c_kv, v = W_UV c_kv`` [eq. 10-11]
+1. compress the hidden state to a small latent  ``c_kv = RMSNorm(W_DKV h)``          [§2.1.2]
+2. keys and values are up-projections of it      ``k_nope = W_UK c_kv, v = W_UV c_kv`` [§2.1.2]
 3. position goes in a separate, small RoPE key shared by all heads
-   ``k_rope = RoPE(W_KR h)`` and a per-head RoPE query part                     [eq. 12-17]
-4. ``score = (q_nope . k_nope + q_rope . k_rope) / sqrt(d_nope + d_rope)``       [eq. 18-19]
+   ``k_rope = RoPE(W_KR h)`` and a per-head RoPE query part                     [§2.1.3]
+4. ``score = (q_nope . k_nope + q_rope . k_rope) / sqrt(d_nope + d_rope)``       [§2.1.3]
 
 Because step 2 is linear and carries no position, ``q_nope . (W_UK c) = (W_UK^T q_nope) . c``: the key
 up-projection can be folded into the query and the value up-projection into the output, so a decoder
@@ -30,8 +30,10 @@ What is simplified, plainly:
   RoPE rows of ``wq_b``/``wkv_a``, see :func:`deinterleave_rope_rows`.
 - No YaRN context extension: V3's long-context RoPE scaling (factor 40) and its softmax ``mscale``
   correction are not implemented; the softmax scale is exactly ``1/sqrt(d_nope + d_rope)``.
-- No attention dropout, no padding mask (the toy batches are unpadded), no tensor parallelism, no FP8.
+- No attention dropout, no tensor parallelism, no FP8. Left padding works through ``key_mask``.
 - The decode cache grows by concatenation (readable; a serving engine would preallocate pages).
+- Modules follow TinySeek's attention interface (``course_lib.attention``):
+  ``forward(x, positions, past, key_mask) -> (y, present)`` with ``present`` a tuple of tensors.
 """
 
 from __future__ import annotations
@@ -150,7 +152,7 @@ class MultiHeadLatentAttention(nn.Module):
         self.v_head_dim = v_head_dim
         self.q_lora_rank = q_lora_rank
         self.rope_theta = rope_theta
-        # Softmax scale over the whole query/key width, RoPE part included [V2 eq. 19].
+        # Softmax scale over the whole query/key width, RoPE part included [V2 §2.1.3].
         self.softmax_scale = self.qk_head_dim**-0.5
         self.cache_mode: str = self._mode(cache_mode)
 

@@ -93,7 +93,7 @@ def check_absorbed_attention(fn: Callable[..., torch.Tensor]) -> CheckResult:
             (
                 _naive_logits(case, scale=nope**-0.5).softmax(-1),
                 "the softmax scale is 1/sqrt(d_nope)",
-                "The query/key width is d_nope + d_rope, so scale by 1/sqrt(d_nope + d_rope) [V2 eq. 19].",
+                "The query/key width is d_nope + d_rope, so scale by 1/sqrt(d_nope + d_rope) [V2 §2.1.3].",
             ),
             (
                 _naive_logits(case, scale=r**-0.5).softmax(-1),
