@@ -43,29 +43,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-
-# TEMPORARY until course_lib.attention (issue 3) lands: then import its rope_cos_sin/apply_rope.
-def rope_cos_sin(
-    positions: torch.Tensor, dim: int, theta: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    inv_freq = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
-    freqs = positions.float()[:, None] * inv_freq[None, :]  # (T, dim / 2)
-    emb = torch.cat([freqs, freqs], dim=-1)  # (T, dim)
-    return emb.cos(), emb.sin()
-
-
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    # x (..., T, dim); cos/sin (T, dim)
-    x1, x2 = x.chunk(2, dim=-1)
-    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
-
-
-def attention_mask(q_positions, kv_len, key_mask=None):
-    mask = torch.arange(kv_len, device=q_positions.device)[None, :] <= q_positions[:, None]
-    if key_mask is not None:
-        mask = mask[None, None] & key_mask[:, None, None, :].bool()
-    return mask
-
+from course_lib.attention import apply_rope, attention_mask, rope_cos_sin
 
 CacheMode = Literal["naive", "absorbed"]
 Cache = tuple[torch.Tensor, ...]

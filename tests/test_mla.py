@@ -9,12 +9,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+from course_lib import sizing
 from course_lib.mla import (
     MultiHeadLatentAttention,
     cache_nbytes,
     decode,
     deinterleave_rope_rows,
 )
+from course_lib.model import TinySeek, TinySeekConfig
 
 transformers = pytest.importorskip("transformers")
 from transformers import DeepseekV3Config  # noqa: E402
@@ -294,3 +296,130 @@ def test_decode_step_seconds_rejects_bad_sizes():
 
     with pytest.raises(ValueError, match="context"):
         decode_step_seconds(tiny_mla(), context=0, mode="absorbed")
+
+
+# ----- TinySeek with attention="mla" ------------------------------------------------------------
+
+
+def tiny_seek(**kw) -> TinySeekConfig:
+    base = dict(d_model=32, n_layers=2, n_heads=4, d_ff=64, max_seq_len=64, attention="mla")
+    base.update(kv_lora_rank=16, qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=8)
+    return TinySeekConfig(**(base | kw))
+
+
+def test_tinyseek_builds_mla_through_its_config():
+    m = TinySeek(tiny_seek(q_lora_rank=12))
+    attn = m.blocks[0].attn
+    assert isinstance(attn, MultiHeadLatentAttention)
+    assert (attn.kv_lora_rank, attn.qk_rope_head_dim, attn.q_lora_rank) == (16, 4, 12)
+    assert attn.cache_mode == "absorbed"  # generation uses the absorbed cache by default
+
+
+@pytest.mark.parametrize("q_lora_rank", [None, 12])
+def test_tinyseek_mla_generation_uses_absorbed_cache_and_matches_full_forward(q_lora_rank):
+    torch.manual_seed(0)
+    m = TinySeek(tiny_seek(q_lora_rank=q_lora_rank)).eval()
+    prompt = torch.randint(3, m.config.vocab_size, (2, 5))
+    out = m.generate(prompt, 10, temperature=0)
+    seq = prompt
+    with torch.no_grad():
+        for _ in range(10):  # greedy without any cache
+            seq = torch.cat([seq, m(seq)[:, -1].argmax(-1, keepdim=True)], dim=1)
+        assert torch.equal(out, seq)
+        logits, cache = m.forward_with_cache(out[:, :6])
+        steps = [logits]
+        for t in range(6, out.shape[1]):
+            lg, cache = m.forward_with_cache(out[:, t : t + 1], cache)
+            steps.append(lg)
+    # the cache holds latents, not per-head keys: (B, S, d_c) and (B, S, d_rope) per layer
+    assert [tuple(t.shape) for t in cache.layers[0]] == [(2, 15, 16), (2, 15, 4)]
+    torch.testing.assert_close(torch.cat(steps, 1), m(out), atol=1e-5, rtol=1e-5)
+
+
+def test_tinyseek_naive_and_absorbed_generate_the_same_tokens():
+    torch.manual_seed(0)
+    absorbed = TinySeek(tiny_seek()).eval()
+    naive = TinySeek(tiny_seek(mla_cache="naive")).eval()
+    naive.load_state_dict(absorbed.state_dict())
+    prompt = torch.randint(3, absorbed.config.vocab_size, (3, 4))
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    a = absorbed.generate(prompt, 20, temperature=1.0, generator=g1)
+    b = naive.generate(prompt, 20, temperature=1.0, generator=g2)
+    assert torch.equal(a, b)
+    with torch.no_grad():
+        _, ca = absorbed.forward_with_cache(a)
+        _, cn = naive.forward_with_cache(a)
+    assert ca.layers[0][0].dim() == 3 and cn.layers[0][0].dim() == 4  # latent vs per-head K
+    assert cn.nbytes() / ca.nbytes() == pytest.approx(4 * (8 + 4 + 8) / (16 + 4))
+
+
+def test_tinyseek_mla_left_padded_prompts_generate_like_unpadded():
+    torch.manual_seed(0)
+    m = TinySeek(tiny_seek()).eval()
+    a = torch.randint(3, 100, (1, 6))
+    b = torch.randint(3, 100, (1, 3))
+    padded = torch.cat([a, torch.cat([torch.zeros(1, 3, dtype=torch.long), b], 1)])
+    mask = padded != 0
+    mask[0] = True
+    out = m.generate(padded, 8, temperature=0, key_mask=mask)
+    assert torch.equal(out[0], m.generate(a, 8, temperature=0)[0])
+    assert torch.equal(out[1, 3:], m.generate(b, 8, temperature=0)[0])
+
+
+def test_tinyseek_mla_trains():
+    torch.manual_seed(0)
+    m = TinySeek(tiny_seek())
+    idx = torch.randint(3, 40, (4, 16))
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(30):
+        logits = m(idx[:, :-1])
+        loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), idx[:, 1:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]  # memorises a fixed batch
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(attention="mha"), dict(attention="gqa", n_kv_heads=2), dict(attention="mqa"),
+     dict(attention="mla"), dict(attention="mla", q_lora_rank=12)],
+    ids=["mha", "gqa", "mqa", "mla", "mla-q-lora"],
+)  # fmt: skip
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_tinyseek_cache_bytes_equal_the_sizing_formula(kw, dtype):
+    """Bytes measured from the cache tensors == sizing.kv_elements_per_token x tokens x batch x size."""
+    cfg = tiny_seek(**kw)
+    m = TinySeek(cfg).eval().to(dtype)
+    B, prompt, new = 3, 7, 5
+    with torch.no_grad():
+        _, cache = m.forward_with_cache(torch.randint(3, 40, (B, prompt)))
+        for _ in range(new):  # grow it by decoding, as generation does
+            _, cache = m.forward_with_cache(torch.randint(3, 40, (B, 1)), cache)
+    hd = cfg.head_dim or cfg.d_model // cfg.n_heads
+    per_token = sizing.kv_elements_per_token(
+        cfg.attention,
+        cfg.n_layers,
+        n_heads=cfg.n_heads,
+        head_dim=hd,
+        n_kv_heads=cfg.n_kv_heads,
+        kv_lora_rank=cfg.kv_lora_rank,
+        qk_rope_head_dim=cfg.qk_rope_head_dim,
+    )
+    measured = sum(t.numel() * t.element_size() for layer in cache.layers for t in layer)
+    assert measured == cache.nbytes()
+    bytes_per_element = torch.finfo(dtype).bits // 8
+    assert measured == per_token * (prompt + new) * B * bytes_per_element
+
+
+def test_tinyseek_naive_mla_cache_equals_the_naive_formula():
+    cfg = tiny_seek(mla_cache="naive")
+    m = TinySeek(cfg).eval()
+    with torch.no_grad():
+        _, cache = m.forward_with_cache(torch.randint(3, 40, (2, 9)))
+    per_token = sizing.kv_elements_per_token(  # naive: per-head K (nope + rope) and V
+        "mha", cfg.n_layers, n_heads=cfg.n_heads, head_dim=8 + 4, v_head_dim=8
+    )
+    assert cache.nbytes() == per_token * 9 * 2 * 4
