@@ -19,6 +19,12 @@ from course_lib.mla import (
 from course_lib.model import TinySeek, TinySeekConfig
 
 transformers = pytest.importorskip("transformers")
+if int(transformers.__version__.split(".")[0]) < 5:  # the config/forward API used below is 5.x's
+    pytest.skip(
+        f"the MLA reference tests use transformers 5.x's DeepseekV3Attention API (checked with "
+        f"5.23); found {transformers.__version__}",
+        allow_module_level=True,
+    )
 from transformers import DeepseekV3Config  # noqa: E402
 from transformers.models.deepseek_v3.modeling_deepseek_v3 import (  # noqa: E402
     DeepseekV3Attention,
@@ -91,9 +97,6 @@ def copy_from_hf(hf, ours: MultiHeadLatentAttention, rope_interleave: bool) -> N
 @pytest.mark.parametrize("q_lora_rank", [None, 24], ids=["no-q-lora", "q-lora"])
 @pytest.mark.parametrize("rope_interleave", [False, True], ids=["rotate-half", "interleaved"])
 def test_matches_transformers_deepseek_v3_attention(q_lora_rank, rope_interleave):
-    assert transformers.__version__.split(".")[0] == "5", (
-        "reference written against transformers 5.x"
-    )
     cfg, hf = hf_attention(q_lora_rank, rope_interleave)
     ours = MultiHeadLatentAttention(D, H, R, NOPE, ROPE, V, q_lora_rank=q_lora_rank).eval()
     copy_from_hf(hf, ours, rope_interleave)
