@@ -309,7 +309,11 @@ MECHANISMS = ("mha", "gqa", "mqa", "mla")
 def _req_int(name: str, value, mechanism: str) -> int:
     if value is None:
         raise ValueError(f"{mechanism!r} needs {name}=...; pass it (see DeepSeek-V2 Table 1).")
-    if isinstance(value, bool) or not float(value).is_integer() or value <= 0:
+    try:
+        ok = not isinstance(value, bool) and float(value).is_integer() and value > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
         raise ValueError(f"{name} must be a positive integer, got {value!r}; e.g. {name}=128.")
     return int(value)
 
@@ -608,6 +612,16 @@ REPORTED_SCORES: dict[str, dict[str, float]] = {
     },
     "DeepSeek-V3": {"AIME 2024": 39.2, "MATH-500": 90.2, "GPQA Diamond": 59.1, "Codeforces": 1134},
 }
+
+# How many problems each benchmark has, to turn percentage points into problems: AIME 2024 is the two
+# 15-problem AIME I and II papers; MATH-500 is the 500-problem subset of MATH used by [R1 §3.1];
+# GPQA Diamond has 198 questions.
+BENCHMARK_SIZES: dict[str, int] = {"AIME 2024": 30, "MATH-500": 500, "GPQA Diamond": 198}
+
+# [R1 §3.1] evaluation setup: pass@1 is averaged over k samples per question (4 to 64 by test-set size)
+# at temperature 0.6, top-p 0.95, with
+# generations of up to 32,768 tokens.
+R1_EVAL = {"temperature": 0.6, "top_p": 0.95, "max_tokens": 32_768}
 
 # [R1 Table 5] the distills (pass@1 in %).
 DISTILL_SCORES: dict[str, dict[str, float]] = {

@@ -300,6 +300,8 @@ def test_reported_scores_are_r1_table4():
         (lambda: sizing.kv_elements_per_token("gqa", 4, head_dim=64), "n_kv_heads=..."),
         (lambda: sizing.kv_elements_per_token("mla", 4, kv_lora_rank=512), "qk_rope_head_dim"),
         (lambda: sizing.kv_elements_per_token("mqa", -4, head_dim=64), "positive integer"),
+        (lambda: sizing.kv_elements_per_token("mqa", "four", head_dim=64), "positive integer"),
+        (lambda: sizing.kv_elements_per_token("mqa", 4, head_dim=64.5), "head_dim=128"),
         (lambda: sizing.GPU("broken", 0, 100), "positive"),
     ],
 )
