@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from course_lib import sizing
 from course_lib.mla import (
@@ -426,3 +428,31 @@ def test_tinyseek_naive_mla_cache_equals_the_naive_formula():
         "mha", cfg.n_layers, n_heads=cfg.n_heads, head_dim=8 + 4, v_head_dim=8
     )
     assert cache.nbytes() == per_token * 9 * 2 * 4
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    n_heads=st.integers(1, 4),
+    nope=st.integers(1, 8),
+    rope_half=st.integers(1, 4),
+    v_dim=st.integers(1, 8),
+    rank=st.integers(1, 12),
+    q_rank=st.one_of(st.none(), st.integers(1, 8)),
+    T=st.integers(2, 9),
+    data=st.data(),
+)
+def test_naive_equals_absorbed_for_any_sizes_in_float64(
+    n_heads, nope, rope_half, v_dim, rank, q_rank, T, data
+):
+    """In float64 the two decoding paths agree to ~1e-12: the difference is rounding, nothing else."""
+    prefill = data.draw(st.integers(1, T))
+    torch.manual_seed(T * 100 + rank)
+    attn = MultiHeadLatentAttention(16, n_heads, rank, nope, 2 * rope_half, v_dim, q_rank)
+    attn = attn.double().eval()
+    x = torch.randn(2, T, 16, dtype=torch.float64)
+    with torch.no_grad():
+        full, _ = attn(x)
+        naive, _ = decode(attn, x, "naive", prefill=prefill)
+        absorbed, _ = decode(attn, x, "absorbed", prefill=prefill)
+    torch.testing.assert_close(absorbed, naive, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(naive, full, rtol=1e-10, atol=1e-12)
