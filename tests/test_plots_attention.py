@@ -59,6 +59,6 @@ def test_decode_time_figure_in_milliseconds():
 def test_loss_comparison_figure():
     fig = plots.loss_comparison_figure({"MHA": ([0, 10], [3.0, 2.0]), "MLA": ([0, 10], [3.1, 2.1])})
     assert [t.name for t in fig.data] == ["MHA", "MLA"] and list(fig.data[1].y) == [3.1, 2.1]
-    assert fig.data[1].line.color == plots.MECHANISM_COLOURS["MLA"]
+    assert fig.data[0].line.color != fig.data[1].line.color
     with pytest.raises(ValueError):
         plots.loss_comparison_figure({"MHA": ([0, 1], [3.0])})

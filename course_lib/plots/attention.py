@@ -170,7 +170,7 @@ def loss_comparison_figure(
             y=list(losses),
             mode="lines+markers",
             name=name,
-            line_color=_colour(name, i),
+            line_color=_PALETTE[i % len(_PALETTE)],  # variants of one mechanism need own colours
         )
     fig.update_layout(title=title, xaxis_title="training step", yaxis_title=ylabel, height=380)
     return fig
