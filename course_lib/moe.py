@@ -23,6 +23,8 @@ the gate of deepseek-ai/DeepSeek-V3 ``inference/model.py`` / transformers' ``Dee
 Dispatch is vectorised: token-expert pairs are sorted by expert into an (E, capacity, d) buffer,
 every expert runs as one batched matmul, and results are scattered back. No token is ever dropped
 (capacity = the busiest expert's count), as in DeepSeek-V3 (§2.1.2, "No Token-Dropping").
+The price of the padding: the work is E x (busiest expert's tokens), so a collapsed router makes
+it slower than a loop over experts, a balanced one makes them equal (benchmarks/moe_dispatch.py).
 
 Simplified: no expert parallelism or communication, no device-level / communication balance
 losses of V2 §2.2.3, no capacity factor. Routing is computed in float32 like the reference.
