@@ -575,6 +575,45 @@ def decode_tokens_per_s(
     return bw * GB / per_token
 
 
+def largest_model_that_fits(
+    memory_gb: float,
+    bits: float = 4,
+    context_tokens: int = 0,
+    candidates: list[str] | None = None,
+) -> str | None:
+    """The largest R1 model (by total parameters) whose weights + KV cache fit in ``memory_gb``.
+
+    ``candidates`` restricts the choice (e.g. the distills a notebook can load); ``None`` if none fits.
+    Use it with the free VRAM ``torch.cuda.mem_get_info`` reports (convert bytes to GB with /1e9).
+    """
+    mem = _check_pos("memory_gb", memory_gb, "pass the free memory in GB, e.g. 15.")
+    names = list(R1_MODELS) if candidates is None else list(candidates)
+    specs = [get_model(n) for n in names]
+    fitting = [s for s in specs if memory_bytes(s, bits, context_tokens) <= mem * GB]
+    return max(fitting, key=lambda s: s.params_total).name if fitting else None
+
+
+def kv_table(bytes_per_element: float = 2) -> list[dict[str, object]]:
+    """KV cache per token of the real configs, FACTS.md's derived table: one row per config
+    (DeepSeek-V3 as cached by MLA and, for contrast, as a naive per-head cache)."""
+    rows: list[dict[str, object]] = []
+    entries = [("DeepSeek-V3 (MLA)", CONFIGS["DeepSeek-V3"], False)]
+    entries.append(("DeepSeek-V3, naive MLA cache", CONFIGS["DeepSeek-V3"], True))
+    entries += [(name, cfg, False) for name, cfg in CONFIGS.items() if cfg.attention != "mla"]
+    for label, cfg, naive in entries:
+        elements = config_kv_elements_per_token(cfg, naive_mla=naive)
+        rows.append(
+            {
+                "model": label,
+                "mechanism": "mha" if naive else cfg.attention,
+                "layers": cfg.n_layers,
+                "elements_per_token": elements,
+                "bytes_per_token": elements * bytes_per_element,
+            }
+        )
+    return rows
+
+
 def sizing_table(
     bits_choices: tuple[float, ...] = BITS_CHOICES, context_tokens: int = 0
 ) -> list[dict[str, object]]:

@@ -370,3 +370,29 @@ def test_claims_table_follows_its_inputs():
     assert big[3]["verdict"] == "True on the GPU alone."
     with pytest.raises(ValueError, match="phone's RAM"):
         sizing.claims_vs_papers(phone_memory_gb=0)
+
+
+def test_kv_table_reproduces_facts():
+    rows = {r["model"]: r for r in sizing.kv_table()}
+    assert rows["DeepSeek-V3 (MLA)"]["bytes_per_token"] == 70_272
+    assert rows["DeepSeek-V3, naive MLA cache"]["elements_per_token"] == 2_498_560
+    assert rows["DeepSeek-V3, naive MLA cache"]["bytes_per_token"] == 4_997_120
+    assert rows["Qwen2.5-Math-1.5B"]["bytes_per_token"] == 28_672
+    assert rows["Qwen2.5-Math-7B"]["bytes_per_token"] == 57_344
+    assert rows["Llama-3.1-8B"]["bytes_per_token"] == 131_072
+    assert rows["Qwen2.5-32B"]["bytes_per_token"] == 262_144
+    assert sizing.kv_table(1)[0]["bytes_per_token"] == 35_136
+
+
+def test_largest_model_that_fits():
+    # a T4 (16 GB) at 4 bits with 4K tokens: 14B needs 7.39 + 0.81 GB; 32B needs 16.38 + 1.07 GB
+    assert sizing.largest_model_that_fits(16, 4, 4096) == "R1-Distill-Qwen-14B"
+    # bf16: the 7B distill needs 15.23 + 0.23 = 15.47 GB, just inside 16 GB, not inside 15 GB
+    assert sizing.largest_model_that_fits(16, 16, 4096) == "R1-Distill-Qwen-7B"
+    assert sizing.largest_model_that_fits(15, 16, 4096) == "R1-Distill-Qwen-1.5B"
+    assert sizing.largest_model_that_fits(200, 1.58) == "DeepSeek-R1"
+    assert sizing.largest_model_that_fits(0.1, 4) is None
+    only_small = ["R1-Distill-Qwen-1.5B", "R1-Distill-Qwen-7B"]
+    assert sizing.largest_model_that_fits(80, 16, candidates=only_small) == "R1-Distill-Qwen-7B"
+    with pytest.raises(ValueError, match="free memory"):
+        sizing.largest_model_that_fits(-1)
