@@ -115,7 +115,7 @@ class MultiHeadLatentAttention(nn.Module):
             sizes["q_lora_rank"] = q_lora_rank
         for name, value in sizes.items():
             if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+                raise ValueError(f"{name} must be a positive int, got {value!r}; e.g. {name}=16.")
         if qk_rope_head_dim % 2:
             raise ValueError(
                 f"qk_rope_head_dim={qk_rope_head_dim} must be even (RoPE rotates pairs); try "
