@@ -171,7 +171,12 @@ def build_attention(config: TinySeekConfig, layer_idx: int = 0) -> nn.Module:
         return GroupedQueryAttention(
             config.d_model, config.n_heads, config.n_kv_heads, config.head_dim, config.rope_theta
         )
-    raise ValueError(
-        f"attention={kind!r} is not available here; use 'mha', 'gqa' or 'mqa'"
-        + (" (MLA arrives with notebook 02's module)." if kind == "mla" else ".")
-    )
+    if kind == "mla":
+        from course_lib.mla import MultiHeadLatentAttention  # mla imports RoPE from here
+
+        return MultiHeadLatentAttention(
+            config.d_model, config.n_heads, config.kv_lora_rank, config.qk_nope_head_dim,
+            config.qk_rope_head_dim, config.v_head_dim, q_lora_rank=config.q_lora_rank,
+            rope_theta=config.rope_theta, norm_eps=config.norm_eps, cache_mode=config.mla_cache,
+        )  # fmt: skip
+    raise ValueError(f"attention={kind!r}; use 'mha', 'gqa', 'mqa' or 'mla'.")

@@ -71,6 +71,7 @@ class TinySeekConfig:
     qk_nope_head_dim: int = 16
     qk_rope_head_dim: int = 8  # d_h^R
     v_head_dim: int = 16
+    mla_cache: str = "absorbed"  # generation's cache: "absorbed" (c_kv + k_rope) or "naive" (K, V)
 
     def __post_init__(self):
         if self.attention not in ATTENTIONS:

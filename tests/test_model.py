@@ -112,8 +112,8 @@ def test_config_errors():
         TinySeekConfig(attention="mha", n_kv_heads=2)
     with pytest.raises(ValueError, match="use one of"):
         TinySeekConfig(ffn="sparse")
-    with pytest.raises(ValueError, match="MLA arrives|not available"):
-        TinySeek(tiny(attention="mla"))
+    with pytest.raises(ValueError, match="cache mode"):
+        TinySeek(tiny(attention="mla", mla_cache="compressed"))
     m = TinySeek(tiny())
     with pytest.raises(ValueError, match="max_seq_len"):
         m(torch.zeros(1, 65, dtype=torch.long))

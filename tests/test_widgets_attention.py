@@ -1,0 +1,63 @@
+"""The notebook-02 KV-cache calculator: numbers from sizing, controls wired to the figures."""
+
+from __future__ import annotations
+
+import pytest
+
+from course_lib import sizing
+from course_lib.widgets import attention as w
+
+V3 = dict(
+    n_layers=61, n_heads=128, head_dim=128, n_kv_heads=8, kv_lora_rank=512, qk_rope_head_dim=64
+)
+
+
+def test_calculator_reproduces_v2_table_1_for_v3_sizes():
+    b = w.calculator_bytes(**V3, context_tokens=1, batch=1, dtype="bf16")
+    assert b["MHA"] == 2 * 128 * 128 * 61 * 2
+    assert b["GQA (8 KV heads)"] == 2 * 8 * 128 * 61 * 2
+    assert b["MQA"] == 2 * 128 * 61 * 2
+    assert b["MLA"] == 70_272  # FACTS.md: DeepSeek-V3, 35,136 elements x 2 bytes
+    b4 = w.calculator_bytes(**V3, context_tokens=1000, batch=3, dtype="fp32")
+    assert b4["MLA"] == 35_136 * 1000 * 3 * 4
+
+
+def test_real_configs_match_facts_table():
+    got = w.real_config_bytes(context_tokens=1, batch=1, dtype="bf16")
+    assert got["DeepSeek-V3 (MLA, absorbed cache)"] == 70_272
+    assert got["DeepSeek-V3 (MLA, naive cache)"] == 4_997_120
+    assert got["R1-Distill-Qwen-1.5B (GQA)"] == 28_672
+    assert got["R1-Distill-Qwen-7B (GQA)"] == 57_344
+    assert got["Llama-3.1-8B (GQA)"] == 131_072
+    assert got["Qwen2.5-32B (GQA)"] == 262_144
+    assert w.real_config_bytes(4096, 2, "fp8")["Llama-3.1-8B (GQA)"] == 65_536 * 4096 * 2
+
+
+def test_calculator_rejects_bad_input():
+    with pytest.raises(ValueError, match="divide"):
+        w.calculator_bytes(**{**V3, "n_kv_heads": 3}, context_tokens=1)
+    with pytest.raises(ValueError, match="dtype"):
+        w.calculator_bytes(**V3, context_tokens=1, dtype="int3")
+    with pytest.raises(ValueError, match="pick one of"):
+        w.kv_cache_calculator(context_tokens=1000)
+
+
+def test_summary_states_the_ratios():
+    text = w.calculator_summary(**V3, context_tokens=1024)
+    assert "MHA" in text and f"{(2 * 128 * 128) / 576:,.1f}x MLA" in text
+
+
+def test_calculator_widget_wires_controls_to_figures():
+    box = w.kv_cache_calculator()
+    assert set(box.controls) == {*V3, "context_tokens", "batch", "dtype"}
+    mla = list(box.figures["calculator"].data[0].y).index("MLA")
+    assert box.figures["calculator"].data[0].x[mla] == 70_272 * 32768
+    box.controls["n_layers"].value = 30
+    assert box.figures["calculator"].data[0].x[mla] == 576 * 30 * 2 * 32768
+    box.controls["dtype"].value = "fp8"
+    assert box.figures["calculator"].data[0].x[mla] == 576 * 30 * 32768
+    real = box.figures["real"].data[0]
+    assert real.x[0] == sizing.config_kv_elements_per_token(sizing.CONFIGS["DeepSeek-V3"]) * 32768
+    # an impossible setting shows a message and keeps the last good figures
+    box.controls["n_kv_heads"].value = 7
+    assert box.figures["calculator"].data[0].x[mla] == 576 * 30 * 32768
