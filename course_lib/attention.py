@@ -43,7 +43,8 @@ def rope_cos_sin(
     """
     if dim % 2:
         raise ValueError(f"RoPE needs an even dimension, got dim={dim}; make head_dim even.")
-    inv_freq = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))  # (dim/2,)
+    steps = torch.arange(0, dim, 2, dtype=torch.float32, device=positions.device)
+    inv_freq = 1.0 / (theta ** (steps / dim))  # (dim/2,)
     freqs = positions.to(torch.float32)[..., None] * inv_freq  # (..., T, dim/2)
     emb = torch.cat([freqs, freqs], dim=-1)  # (..., T, dim)
     return emb.cos(), emb.sin()
