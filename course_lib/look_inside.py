@@ -122,13 +122,20 @@ def token_confidence(model, tokenizer, input_ids, prompt_len: int, k: int = 5) -
 
 def hesitation_moments(tokens: Sequence[str], words: Sequence[str] = HESITATION_WORDS) -> list[int]:
     """Indices of tokens that start a hesitation word ("Wait", " hmm", "But", ...), case-blind."""
-    pattern = re.compile(r"^\W*(" + "|".join(re.escape(w) for w in words) + r")\b", re.IGNORECASE)
+    wanted = {w.lower() for w in words}
     hits = []
     for i, tok in enumerate(tokens):
-        # A word may be split over tokens: look at this token plus the next two.
         word = tok.strip()
-        window = "".join(tokens[i : i + 3]).lstrip()
-        if word[:1].isalpha() and pattern.match(window) and window.lower().startswith(word.lower()):
+        if not word[:1].isalpha():
+            continue
+        if i > 0 and tok[:1].isalpha() and tokens[i - 1][-1:].isalpha():
+            continue  # the middle of a word ("Wa" + "it"), not its start
+        j = i + 1
+        while j < len(tokens) and tokens[j][:1].isalpha():  # a word split over several tokens
+            word += tokens[j]
+            j += 1
+        core = re.match(r"[^\W\d_]+", word)
+        if core and core.group(0).lower() in wanted:
             hits.append(i)
     return hits
 

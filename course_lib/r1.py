@@ -716,13 +716,23 @@ def stream(
     top_p: float = TOP_P,
     seed: int = 0,
     history: Sequence[dict] = (),
+    ids_out: list[int] | None = None,
 ) -> Iterator[str]:
-    """Yield the reply's text piece by piece while ``generate`` runs in a background thread."""
+    """Yield the reply's text piece by piece while ``generate`` runs in a background thread.
+
+    Pass a list as ``ids_out`` to receive the generated token ids as well.
+    """
     from transformers import TextIteratorStreamer
+
+    class RecordingStreamer(TextIteratorStreamer):
+        def put(self, value) -> None:
+            if ids_out is not None and not self.next_tokens_are_prompt:
+                ids_out.extend(int(i) for i in value.reshape(-1).tolist())
+            super().put(value)
 
     prompt = chat_prompt(lm.tokenizer, question, history)
     enc = _encode(lm, [prompt.text])
-    streamer = TextIteratorStreamer(
+    streamer = RecordingStreamer(
         lm.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600
     )
     kw = sampling_kwargs(lm, max_new_tokens, temperature, top_p)
@@ -760,15 +770,14 @@ def stream_chat(
 ) -> Completion:
     """Stream a reply, calling ``on_text(text_so_far)`` after each piece; return the Completion."""
     prompt = chat_prompt(lm.tokenizer, question)
-    text = ""
-    for piece in stream(lm, question, max_new_tokens, temperature, top_p, seed):
+    text, ids = "", []
+    for piece in stream(lm, question, max_new_tokens, temperature, top_p, seed, ids_out=ids):
         text += piece
         if on_text is not None:
             on_text(text)
     tok = lm.tokenizer
     prompt_ids = tok(prompt.text, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
-    new_ids = tok(text, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
-    return _make_completion(lm, prompt.text, prompt_ids, new_ids)
+    return _make_completion(lm, prompt.text, prompt_ids, torch.tensor(ids, dtype=torch.long))
 
 
 def sample(
@@ -1069,11 +1078,11 @@ def build_stand_in(
     return folder
 
 
-def _fit_format(model, tok, steps: int, seed: int) -> None:
+def _fit_format(model, tok, steps: int, seed: int) -> list[float]:
     """A few AdamW steps of next-token loss on R1-style chats so the stand-in learns the format."""
     from course_lib.math_problems import math_problems
 
-    texts = []
+    texts, prompt_lens = [], []
     for p in math_problems():
         prompt = tok.apply_chat_template(
             [{"role": "user", "content": math_question(p.question)}],
@@ -1082,23 +1091,31 @@ def _fit_format(model, tok, steps: int, seed: int) -> None:
         )
         if not prompt.rstrip().endswith(THINK_OPEN):
             prompt += THINK_OPEN + "\n"
+        prompt_lens.append(len(tok(prompt, add_special_tokens=False)["input_ids"]))
         texts.append(
             f"{prompt}{p.trace}\n{THINK_CLOSE}\n\nThe answer is \\boxed{{{p.answer}}}.{EOS}"
         )
+    tok.padding_side = "right"
     enc = tok(texts, add_special_tokens=False, padding=True, return_tensors="pt")
+    tok.padding_side = "left"
     ids, mask = enc["input_ids"], enc["attention_mask"]
     labels = ids.masked_fill(mask == 0, -100)
+    for row, n in zip(labels, prompt_lens):
+        row[:n] = -100  # learn the reply, not the question
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     model.train()
     batch = min(16, len(texts))
+    losses = []
     for _ in range(steps):
         pick = torch.randperm(len(texts), generator=gen)[:batch]
         loss = model(input_ids=ids[pick], attention_mask=mask[pick], labels=labels[pick]).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
+        losses.append(float(loss))
     model.eval()
+    return losses
 
 
 def param_count(model) -> int:
