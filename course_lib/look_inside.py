@@ -33,10 +33,12 @@ HESITATION_WORDS: tuple[str, ...] = ("wait", "hmm", "but", "alternatively", "act
 
 def _decoder_parts(model):
     """(layers, final norm, LM head) of a Qwen2/Llama-style causal LM."""
-    decoder = model.get_decoder() if hasattr(model, "get_decoder") else model.model
+    decoder = (
+        model.get_decoder() if hasattr(model, "get_decoder") else getattr(model, "model", None)
+    )
     layers = getattr(decoder, "layers", None)
     norm = getattr(decoder, "norm", None)
-    head = model.get_output_embeddings()
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if layers is None or norm is None or head is None:
         raise ValueError(
             f"{type(model).__name__} does not look like a Qwen2/Llama causal LM (needs "

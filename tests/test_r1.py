@@ -255,7 +255,9 @@ def test_stand_in_tokenizer_round_trips_any_text(stand_in, text):
 
 def test_math_question_follows_the_model_card():
     q = r1.math_question("What is 1+1? ")
-    assert q == "What is 1+1?\nPlease reason step by step, and put your final answer within \\boxed{}."
+    assert (
+        q == "What is 1+1?\nPlease reason step by step, and put your final answer within \\boxed{}."
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -268,7 +270,9 @@ def test_split_thinking_examples():
     assert s("I add.\n</think>\n\nIt is 5.") == r1.Thought("I add.", "It is 5.", True)
     assert s("<think>I add.</think>It is 5.", False) == r1.Thought("I add.", "It is 5.", True)
     assert s("still thinking") == r1.Thought("still thinking", "", False)
-    assert s("just an answer", think_open_in_prompt=False) == r1.Thought("", "just an answer", False)
+    assert s("just an answer", think_open_in_prompt=False) == r1.Thought(
+        "", "just an answer", False
+    )
     assert s("a</think>b</think>c") == r1.Thought("ab", "c", True)  # answer after the last tag
     assert s("<think><think>x") == r1.Thought("x", "", False)
     assert s("<thi<think>nk>x</think>y") == r1.Thought("x", "y", True)
@@ -443,9 +447,13 @@ def test_budget_plumbing_with_a_scripted_model(lm, monkeypatch):
 
 def test_stand_in_is_deterministic(tmp_path, stand_in):
     again = r1.build_stand_in(tmp_path / "again", seed=0)
-    assert (again / "model.safetensors").read_bytes() == (stand_in / "model.safetensors").read_bytes()
+    assert (again / "model.safetensors").read_bytes() == (
+        stand_in / "model.safetensors"
+    ).read_bytes()
     other = r1.build_stand_in(tmp_path / "other", seed=1)
-    assert (other / "model.safetensors").read_bytes() != (stand_in / "model.safetensors").read_bytes()
+    assert (other / "model.safetensors").read_bytes() != (
+        stand_in / "model.safetensors"
+    ).read_bytes()
 
 
 def test_fitting_the_format_lowers_the_loss(lm):

@@ -93,7 +93,9 @@ def token_confidence_figure(
     return fig
 
 
-def entropy_figure(conf: TokenConfidence, title: str = "Uncertainty along the reasoning") -> go.Figure:
+def entropy_figure(
+    conf: TokenConfidence, title: str = "Uncertainty along the reasoning"
+) -> go.Figure:
     """Entropy (nats) and probability of each generated token; hesitation moments marked."""
     x = list(range(len(conf)))
     fig = go.Figure()
@@ -107,9 +109,7 @@ def entropy_figure(conf: TokenConfidence, title: str = "Uncertainty along the re
             hovertemplate="#%{x} %{text}: H=%{y:.2f}<extra></extra>",
         )
     )
-    fig.add_trace(
-        go.Scatter(x=x, y=conf.probs.tolist(), name="p(token)", mode="lines", yaxis="y2")
-    )
+    fig.add_trace(go.Scatter(x=x, y=conf.probs.tolist(), name="p(token)", mode="lines", yaxis="y2"))
     moments = hesitation_moments(conf.tokens)
     if moments:
         fig.add_trace(
