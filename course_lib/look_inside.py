@@ -97,27 +97,40 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def token_confidence(model, tokenizer, input_ids, prompt_len: int, k: int = 5) -> TokenConfidence:
+def token_confidence(
+    model, tokenizer, input_ids, prompt_len: int, k: int = 5, chunk: int = 256
+) -> TokenConfidence:
     """Score the tokens after ``prompt_len`` in ``input_ids`` (prompt + completion) in one pass."""
     ids = _as_ids(input_ids)
     if not 1 <= prompt_len < len(ids):
         raise ValueError(
             f"prompt_len={prompt_len} must leave at least one completion token in {len(ids)} ids."
         )
-    logits = model(ids[None].to(_device(model))).logits[0].float().cpu()  # (T, V)
-    pred = logits[prompt_len - 1 : -1]  # (C, V): position t predicts token t+1
+    logits = model(ids[None].to(_device(model))).logits[0]  # (T, V)
     target = ids[prompt_len:]  # (C,)
-    probs_all = torch.softmax(pred, dim=-1)
-    probs = probs_all.gather(1, target[:, None])[:, 0]
-    k = min(k, probs_all.shape[-1])
-    top_p, top_i = probs_all.topk(k, dim=-1)
+    k = min(k, logits.shape[-1])
+    probs, ents, top_ps, top_is = [], [], [], []
+    for lo in range(prompt_len - 1, len(ids) - 1, chunk):  # chunks keep (C, V) floats small
+        hi = min(lo + chunk, len(ids) - 1)
+        pred = logits[lo:hi].float()  # position t predicts token t+1
+        p_all = torch.softmax(pred, dim=-1)
+        probs.append(
+            p_all.gather(
+                1, target[lo - prompt_len + 1 : hi - prompt_len + 1, None].to(p_all.device)
+            )[:, 0].cpu()
+        )
+        ents.append(entropy(pred).cpu())
+        tp, ti = p_all.topk(k, dim=-1)
+        top_ps.append(tp.cpu())
+        top_is.append(ti.cpu())
+    top_i = torch.cat(top_is)
     return TokenConfidence(
         tokens=token_strings(tokenizer, target.tolist()),
         token_ids=target,
-        probs=probs,
-        entropy=entropy(pred),
+        probs=torch.cat(probs),
+        entropy=torch.cat(ents),
         topk_ids=top_i,
-        topk_probs=top_p,
+        topk_probs=torch.cat(top_ps),
         topk_tokens=[token_strings(tokenizer, row.tolist()) for row in top_i],
     )
 
@@ -240,12 +253,17 @@ def logit_lens(model, tokenizer, input_ids, k: int = 5, max_tokens: int = 128) -
         for h in handles:
             h.remove()
     states = embed_out[:1] + captured  # L+1 tensors (1, T, D)
-    logits = torch.stack([head(norm(s))[0].float().cpu() for s in states])  # (L+1, T, V)
-    probs = torch.softmax(logits, dim=-1)
-    k = min(k, probs.shape[-1])
-    top_p, top_i = probs.topk(k, dim=-1)  # (L+1, T, k)
     nxt = ids[1:]
-    next_prob = probs[:, :-1].gather(2, nxt[None, :, None].expand(len(states), -1, 1))[..., 0]
+    top_ps, top_is, ents, next_ps = [], [], [], []
+    for s in states:  # one layer at a time: (T, V) floats, never (L+1, T, V)
+        logits = head(norm(s))[0].float().cpu()  # (T, V)
+        probs = torch.softmax(logits, dim=-1)
+        tp, ti = probs.topk(min(k, probs.shape[-1]), dim=-1)  # (T, k)
+        top_ps.append(tp)
+        top_is.append(ti)
+        ents.append(entropy(logits))
+        next_ps.append(probs[:-1].gather(1, nxt[:, None])[:, 0])
+    top_i, top_p = torch.stack(top_is), torch.stack(top_ps)  # (L+1, T, k)
     vocab_cache: dict[int, str] = {}
 
     def text(i: int) -> str:
@@ -259,7 +277,7 @@ def logit_lens(model, tokenizer, input_ids, k: int = 5, max_tokens: int = 128) -
         top_ids=top_i,
         top_probs=top_p,
         top_tokens=[[[text(int(i)) for i in pos] for pos in layer] for layer in top_i],
-        entropy=entropy(logits),
-        next_prob=next_prob,
-        logits_last=logits[-1],
+        entropy=torch.stack(ents),
+        next_prob=torch.stack(next_ps),
+        logits_last=logits,
     )

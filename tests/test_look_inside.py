@@ -178,3 +178,12 @@ def test_not_a_decoder_is_refused(lm, sequence):
 def test_entropy_of_uniform_and_peaked():
     assert li.entropy(torch.zeros(8)).item() == pytest.approx(math.log(8))
     assert li.entropy(torch.tensor([100.0, 0.0, 0.0])).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_token_confidence_chunks_agree(lm, sequence):
+    ids, p = sequence
+    a = li.token_confidence(lm.model, lm.tokenizer, ids, p, chunk=3)
+    b = li.token_confidence(lm.model, lm.tokenizer, ids, p)
+    torch.testing.assert_close(a.probs, b.probs)
+    torch.testing.assert_close(a.entropy, b.entropy)
+    assert torch.equal(a.topk_ids, b.topk_ids)
