@@ -75,6 +75,9 @@ PAD = "<｜▁pad▁｜>"
 # NF4 stores 4 bits per weight plus one absmax per block of 64; double quantisation stores those
 # absmax values in 8 bits with one fp32 constant per 256 of them [QLoRA §3]:
 NF4_BITS = 4 + 8 / 64 + 32 / (64 * 256)  # ≈ 4.127 bits per quantised weight
+# Extra ``generate`` arguments used everywhere (e.g. {"cache_implementation": "static"}); one place
+# to switch on a faster decoding setup once benchmarks/real_model.py has shown it helps.
+GENERATE_EXTRA: dict = {}
 # Room kept free for the CUDA context, activations and the allocator's slack (an assumption).
 HEADROOM_BYTES = 0.8e9
 # Typical sustained memory bandwidth of a laptop/Colab CPU, for the speed notice (an assumption).
@@ -147,9 +150,13 @@ def r1_distill_qwen_1_5b_config():
 
 
 def compute_dtype() -> torch.dtype:
-    """bf16 where the GPU supports it (Ampere and newer), fp16 otherwise (a T4), bf16 on CPU."""
+    """bf16 where the GPU has it in hardware (Ampere, compute capability 8, and newer), else fp16.
+
+    A T4 (capability 7.5) gets fp16: torch can *emulate* bf16 there, but slowly. bf16 on CPU.
+    """
     if torch.cuda.is_available():
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        major, _minor = torch.cuda.get_device_capability()
+        return torch.bfloat16 if major >= 8 else torch.float16
     return torch.bfloat16
 
 
@@ -687,7 +694,7 @@ def sampling_kwargs(
         kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
     else:
         kw.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=None)
-    return kw
+    return {**GENERATE_EXTRA, **kw}
 
 
 def _encode(lm: LoadedModel, texts: list[str]) -> dict:

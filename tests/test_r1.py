@@ -81,6 +81,22 @@ def test_quantization_config_is_nf4_double_quant():
     assert q.bnb_4bit_use_double_quant and q.bnb_4bit_compute_dtype == torch.float16
 
 
+@pytest.mark.parametrize(
+    "cuda, capability, expected",
+    [(True, (7, 5), torch.float16), (True, (8, 0), torch.bfloat16), (False, None, torch.bfloat16)],
+)
+def test_compute_dtype_follows_the_gpu(monkeypatch, cuda, capability, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
+    assert r1.compute_dtype() == expected  # a T4 is 7.5: fp16, not emulated bf16
+
+
+def test_generate_extra_reaches_generate(lm, monkeypatch):
+    monkeypatch.setattr(r1, "GENERATE_EXTRA", {"cache_implementation": "static"})
+    kw = r1.sampling_kwargs(lm, 5)
+    assert kw["cache_implementation"] == "static" and kw["max_new_tokens"] == 5
+
+
 def test_memory_estimate_by_hand():
     est = r1.estimate_memory("R1-Distill-Qwen-1.5B", quantized=True, context_tokens=1000)
     n = sizing.R1_MODELS["R1-Distill-Qwen-1.5B"].params_total

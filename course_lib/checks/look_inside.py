@@ -26,7 +26,9 @@ def check_entropy(fn: Callable[[torch.Tensor], float]) -> CheckResult:
         try:
             got = float(fn(logits.clone()))
         except Exception as err:  # the learner's code may fail in any way
-            return failed(f"your function raised {type(err).__name__}: {err}", "Start from softmax.")
+            return failed(
+                f"your function raised {type(err).__name__}: {err}", "Start from softmax."
+            )
         if math.isnan(got):
             return failed(
                 f"got nan for logits {logits.tolist()}",
