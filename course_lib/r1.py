@@ -28,6 +28,7 @@ Nothing here runs on import.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -188,6 +189,16 @@ def architecture(hf_config) -> sizing.TransformerConfig:
         tied_embeddings=bool(getattr(hf_config, "tie_word_embeddings", False)),
         qkv_bias=hf_config.model_type == "qwen2",
     )
+
+
+def known_distill(arch: sizing.TransformerConfig) -> str | None:
+    """The supported distill whose architecture ``arch`` has (a local copy of it), or None."""
+    fields = ("hidden", "intermediate", "n_layers", "n_heads", "n_kv_heads", "vocab")
+    for name in SUPPORTED:
+        ref = sizing.R1_MODELS[name].config
+        if all(getattr(arch, f) == getattr(ref, f) for f in fields):
+            return name
+    return None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -431,17 +442,16 @@ def load(
         if stand_in:
             name = json.loads(marker.read_text())["name"]
         hf_config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
-        arch = architecture(hf_config)
-        arch = sizing.TransformerConfig(**{**arch.__dict__, "name": name if stand_in else source})
+        if not stand_in:  # a local copy: name it after the distill it matches, else the folder
+            name = known_distill(architecture(hf_config)) or folder.name
+        arch = dataclasses.replace(architecture(hf_config), name=name)
     else:
         stand_in = False
         source, revision = sizing.R1_MODELS[name].hf_id, REVISIONS[name]
-        arch = sizing.R1_MODELS[name].config
-        arch = sizing.TransformerConfig(**{**arch.__dict__, "name": name})
+        arch = dataclasses.replace(sizing.R1_MODELS[name].config, name=name)
 
     if quantize:
         check_bitsandbytes(dev)
-    cpu_dtype = torch.float32
     estimate = estimate_memory(
         arch, quantize, context_tokens, 16 if dev.type == "cuda" else 32, HEADROOM_BYTES
     )
@@ -468,7 +478,7 @@ def load(
         dtype = compute_dtype()
         kwargs.update(dtype=dtype, device_map={"": dev.index or 0})
     else:
-        dtype = cpu_dtype
+        dtype = torch.float32  # CPUs without bf16 units run float32 matmuls fastest
         kwargs.update(dtype=dtype)
 
     target = source
@@ -498,9 +508,10 @@ def load(
     if dev.type == "cpu" and not stand_in:
         gb = estimate.weights / 1e9
         rate = CPU_BANDWIDTH_GBS / gb
+        how = "in NF4" if quantize else f"unquantised ({str(dtype).replace('torch.', '')})"
         notice = (
-            f"No CUDA GPU: {name} runs unquantised on the CPU ({gb:.1f} GB of "
-            f"{str(dtype).replace('torch.', '')} weights). Each token reads every weight, so expect "
+            f"No CUDA GPU: {name} runs {how} on the CPU ({gb:.1f} GB of weights). "
+            "Each token reads every weight, so expect "
             f"at most ~{rate:.0f} tokens/s (about {CPU_BANDWIDTH_GBS:.0f} GB/s of RAM bandwidth) "
             "and minutes per answer. For the real experience use a GPU: on Colab, Runtime > "
             "Change runtime type > T4 GPU."
@@ -508,7 +519,7 @@ def load(
     elif stand_in:
         notice = (
             f"Stand-in: a tiny random-weight {hf_config.model_type} model built locally "
-            f"({sum(p.numel() for p in lm.parameters()):,} parameters), not DeepSeek-R1. It runs "
+            f"({param_count(lm):,} parameters), not DeepSeek-R1. It runs "
             "every code path; its words mean nothing."
         )
     loaded = LoadedModel(

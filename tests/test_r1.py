@@ -75,6 +75,15 @@ def test_exact_1_5b_config_matches_facts_and_sizing():
     assert abs(n / 1e9 - 1.78) < 0.01  # FACTS.md: about 1.78B parameters
 
 
+def test_known_distill_recognises_a_local_copy():
+    arch = r1.architecture(r1.r1_distill_qwen_1_5b_config())
+    assert r1.known_distill(arch) == "R1-Distill-Qwen-1.5B"
+    assert sizing.param_count(arch) == sizing.R1_MODELS["R1-Distill-Qwen-1.5B"].params_total
+    import dataclasses
+
+    assert r1.known_distill(dataclasses.replace(arch, n_layers=3)) is None
+
+
 def test_quantization_config_is_nf4_double_quant():
     q = r1.quantization_config(torch.float16)
     assert q.load_in_4bit and q.bnb_4bit_quant_type == "nf4"
@@ -160,6 +169,20 @@ def test_load_local_stand_in(lm, stand_in):
     assert "Stand-in" in lm.notice
     tensors = [*lm.model.parameters(), *lm.model.buffers()]
     assert lm.footprint_bytes == sum(t.numel() * t.element_size() for t in tensors)
+
+
+def test_local_copy_gets_the_cpu_speed_notice(stand_in, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "my_model"
+    shutil.copytree(stand_in, copy)
+    (copy / r1.STAND_IN_MARKER).unlink()
+    loaded = r1.load(path=copy)
+    assert loaded.name == "my_model" and not loaded.stand_in
+    for words in ("No CUDA GPU", "tokens/s", "T4 GPU", "unquantised"):
+        assert words in loaded.notice
+    printed = capsys.readouterr().out
+    assert loaded.notice in printed and "float32 on cpu" in printed
 
 
 def test_load_via_environment_variable(stand_in, monkeypatch):
