@@ -512,9 +512,9 @@ def load(
         notice = (
             f"No CUDA GPU: {name} runs {how} on the CPU ({gb:.1f} GB of weights). "
             "Each token reads every weight, so expect "
-            f"at most ~{rate:.0f} tokens/s (about {CPU_BANDWIDTH_GBS:.0f} GB/s of RAM bandwidth) "
-            "and minutes per answer. For the real experience use a GPU: on Colab, Runtime > "
-            "Change runtime type > T4 GPU."
+            f"at most ~{rate:.0f} tokens/s (about {CPU_BANDWIDTH_GBS:.0f} GB/s of RAM bandwidth), "
+            f"so a 1,000-token line of reasoning takes at least {1000 / rate / 60:.1f} minutes. "
+            "For the real experience use a GPU: on Colab, Runtime > Change runtime type > T4 GPU."
         )
     elif stand_in:
         notice = (

@@ -187,3 +187,18 @@ def test_token_confidence_chunks_agree(lm, sequence):
     torch.testing.assert_close(a.probs, b.probs)
     torch.testing.assert_close(a.entropy, b.entropy)
     assert torch.equal(a.topk_ids, b.topk_ids)
+
+
+@pytest.mark.gpu
+def test_look_inside_on_cuda_in_4bit(stand_in, sequence):
+    q = r1.load(path=stand_in, verbose=False)  # NF4 on CUDA
+    ids, p = sequence
+    conf = li.token_confidence(q.model, q.tokenizer, ids, p)
+    assert conf.probs.device.type == "cpu" and len(conf) == len(ids) - p
+    maps = li.attention_maps(q.model, q.tokenizer, ids)
+    ones = torch.ones(maps.weights.shape[:-1])
+    torch.testing.assert_close(maps.weights.sum(-1), ones, atol=8e-3, rtol=0)
+    lens = li.logit_lens(q.model, q.tokenizer, ids)
+    with torch.no_grad():
+        logits = q.model(ids[None].cuda()).logits[0].float().cpu()
+    torch.testing.assert_close(lens.logits_last, logits, atol=1e-2, rtol=1e-2)
