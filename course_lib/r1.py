@@ -28,6 +28,7 @@ Nothing here runs on import.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 import json
@@ -518,7 +519,7 @@ def load(
         )
     elif stand_in:
         notice = (
-            f"Stand-in: a tiny random-weight {hf_config.model_type} model built locally "
+            f"Stand-in: a random-weight {hf_config.model_type} model built locally "
             f"({param_count(lm):,} parameters), not DeepSeek-R1. It runs "
             "every code path; its words mean nothing."
         )
@@ -1048,12 +1049,17 @@ def build_stand_in(
     vocab_size: int = 400,
     train_steps: int = 0,
     seed: int = 0,
+    config=None,
 ) -> Path:
     """Write a tiny random Qwen2 model + byte-level BPE tokenizer in R1's chat format to ``path``.
 
     ``load(path=...)`` then runs the real loading code on it. ``train_steps > 0`` fits it briefly
     to R1-style traces of the course's math problems, so its replies have R1's *shape*
     (thinking, ``</think>``, a boxed answer); it still cannot do math. Deterministic given ``seed``.
+
+    ``config`` (a ``Qwen2Config``) replaces the tiny sizes, e.g. ``r1_distill_qwen_1_5b_config()``
+    for a random-weight model of the real size (saved in bf16, ~3.6 GB) to measure memory and
+    speed through ``load`` without a download. Its vocabulary must hold the stand-in tokenizer's.
     """
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
@@ -1063,22 +1069,37 @@ def build_stand_in(
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     tok = _stand_in_tokenizer(vocab_size, opens_think)
-    cfg = Qwen2Config(
-        vocab_size=len(tok),
-        hidden_size=hidden,
-        intermediate_size=hidden * 3,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=kv_heads,
-        max_position_embeddings=2048,
-        rope_theta=10_000.0,
-        rms_norm_eps=1e-6,
-        tie_word_embeddings=False,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
+    ids = {
+        "bos_token_id": tok.bos_token_id,
+        "eos_token_id": tok.eos_token_id,
+        "pad_token_id": tok.pad_token_id,
+    }
+    if config is None:
+        cfg = Qwen2Config(
+            vocab_size=len(tok),
+            hidden_size=hidden,
+            intermediate_size=hidden * 3,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_key_value_heads=kv_heads,
+            max_position_embeddings=2048,
+            rope_theta=10_000.0,
+            rms_norm_eps=1e-6,
+            tie_word_embeddings=False,
+            **ids,
+        )
+    else:
+        if config.vocab_size < len(tok):
+            raise ValueError(
+                f"config.vocab_size={config.vocab_size} is smaller than the stand-in tokenizer "
+                f"({len(tok)} tokens); use a vocabulary of at least {len(tok)}."
+            )
+        cfg = copy.deepcopy(config)
+        for key, value in ids.items():
+            setattr(cfg, key, value)
     model = Qwen2ForCausalLM(cfg)
+    if config is not None:
+        model.to(torch.bfloat16)  # how the real checkpoints are stored
     if train_steps > 0:
         _fit_format(model, tok, train_steps, seed)
     model.generation_config.do_sample = True
@@ -1087,7 +1108,9 @@ def build_stand_in(
     model.save_pretrained(folder, safe_serialization=True)
     tok.save_pretrained(folder)
     marker = {
-        "name": "R1 stand-in (tiny random Qwen2)",
+        "name": "R1 stand-in (tiny random Qwen2)"
+        if config is None
+        else f"R1 stand-in (random weights, {known_distill(architecture(cfg)) or 'custom'} shape)",
         "opens_think": opens_think,
         "train_steps": train_steps,
         "seed": seed,

@@ -493,6 +493,29 @@ def test_stand_in_is_deterministic(tmp_path, stand_in):
     ).read_bytes()
 
 
+def test_stand_in_with_a_given_config(tmp_path):
+    from transformers import Qwen2Config
+
+    cfg = Qwen2Config(
+        vocab_size=1000,  # larger than the tokenizer, as in the real model (151,936 vs ~151,665)
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        tie_word_embeddings=False,
+    )
+    folder = r1.build_stand_in(tmp_path / "custom", config=cfg)
+    loaded = r1.load(path=folder, verbose=False)
+    assert loaded.model.config.vocab_size == 1000 and loaded.model.config.hidden_size == 32
+    assert loaded.model.config.eos_token_id == loaded.tokenizer.eos_token_id
+    assert "custom shape" in loaded.name
+    out = r1.sample(loaded, "Hi", n=2, max_new_tokens=6)  # ids past the tokenizer decode to ""
+    assert len(out[0]) == 2
+    with pytest.raises(ValueError, match="vocabulary of at least"):
+        r1.build_stand_in(tmp_path / "tiny_vocab", config=Qwen2Config(vocab_size=10))
+
+
 def test_fitting_the_format_lowers_the_loss(lm):
     import copy
 
