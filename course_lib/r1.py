@@ -48,7 +48,8 @@ from course_lib import sizing
 # --------------------------------------------------------------------------------------------------
 
 # The one place the hub revisions are pinned (commit hashes of the deepseek-ai repos; a new upload
-# will not change what the course loads). Keys are course_lib.sizing.R1_MODELS names.
+# will not change what the course loads). Keys are course_lib.sizing.R1_MODELS names. (check: the
+# hashes come from public pins of these repos; no session here could reach the hub to confirm them.)
 REVISIONS: dict[str, str] = {
     "R1-Distill-Qwen-1.5B": "ad9f0ae0864d7fbcd1cd905e3c6c5b069cc8b562",
     "R1-Distill-Qwen-7B": "916b56a44061fd5cd7d6a8fb632557ed4f724f60",
@@ -1154,7 +1155,7 @@ def _fit_format(model, tok, steps: int, seed: int) -> list[float]:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     model.eval()
     return losses
 
