@@ -230,6 +230,8 @@ def test_bitsandbytes_missing(stand_in, monkeypatch):
 
 
 def test_bitsandbytes_without_cuda_support(stand_in, monkeypatch):
+    import bitsandbytes  # noqa: F401  (imported for real before CUDA is faked below)
+
     # A GPU machine where bitsandbytes loaded its CPU library (the installed build here has no CUDA).
     monkeypatch.setattr(r1, "_bnb_backend", lambda: "CPU")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -537,3 +539,63 @@ def test_load_4bit_on_gpu(stand_in):
     assert q.dtype == r1.compute_dtype()
     c = r1.chat(q, "What is 2+3?", max_new_tokens=8)
     assert len(c.completion_ids) >= 1
+
+
+# --------------------------------------------------------------------------------------------------
+# The hub and CUDA branches of load, with from_pretrained recorded instead of downloading
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def recorded_hub(stand_in, monkeypatch):
+    """Make from_pretrained record its arguments and hand back the stand-in (no network)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    calls: dict[str, dict] = {}
+    real_tok, real_model = AutoTokenizer.from_pretrained, AutoModelForCausalLM.from_pretrained
+
+    def tok(name, **kw):
+        calls["tokenizer"] = {"name": name, **kw}
+        return real_tok(stand_in)
+
+    def model(name, **kw):
+        calls["model"] = {"name": name, **kw}
+        return real_model(stand_in)
+
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", tok)
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", model)
+    return calls
+
+
+def test_hub_branch_pins_the_revision_and_reads_safetensors_only(recorded_hub, tmp_path):
+    loaded = r1.load(
+        "R1-Distill-Qwen-7B",
+        device="cpu",
+        free_memory_bytes=1e12,
+        offline=True,
+        cache_dir=tmp_path,
+        verbose=False,
+    )
+    m, t = recorded_hub["model"], recorded_hub["tokenizer"]
+    assert m["name"] == t["name"] == "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
+    assert m["revision"] == t["revision"] == r1.REVISIONS["R1-Distill-Qwen-7B"]
+    assert m["use_safetensors"] is True and m["trust_remote_code"] is False
+    assert t["trust_remote_code"] is False and m["local_files_only"] is True
+    assert m["dtype"] == torch.float32 and "quantization_config" not in m
+    assert loaded.name == "R1-Distill-Qwen-7B" and "No CUDA GPU" in loaded.notice
+
+
+def test_cuda_branch_on_a_t4_asks_for_nf4_with_fp16(recorded_hub, monkeypatch):
+    import bitsandbytes  # noqa: F401  (imported for real before CUDA is faked below)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (7, 5))  # a T4
+    monkeypatch.setattr(r1, "_bnb_backend", lambda: "CUDA")
+    monkeypatch.setattr(r1, "free_memory", lambda device: 15e9)
+    loaded = r1.load(verbose=False)
+    m = recorded_hub["model"]
+    q = m["quantization_config"]
+    assert q.bnb_4bit_quant_type == "nf4" and q.bnb_4bit_use_double_quant
+    assert q.bnb_4bit_compute_dtype == torch.float16 and m["dtype"] == torch.float16
+    assert m["device_map"] == {"": 0} and m["revision"] == r1.REVISIONS[r1.DEFAULT_MODEL]
+    assert loaded.quantized and loaded.device.type == "cuda" and loaded.notice == ""
