@@ -220,6 +220,9 @@ class TransformerConfig:
 
 
 # [cfg] config.json of each base model (the R1 distills keep their base's architecture [R1 §2.4]).
+# Checked against the hub configs. Note: Qwen2.5-Math-1.5B ties its embeddings, but
+# DeepSeek-R1-Distill-Qwen-1.5B's config.json sets tie_word_embeddings=false, hence 1.78B, not 1.54B;
+# the entries below describe the distills as released (all untied).
 CONFIGS: dict[str, TransformerConfig] = {
     "DeepSeek-V3": TransformerConfig(  # [ref] config_671B.json, [V3 §2.1, §4.2]; R1 shares it
         "DeepSeek-V3",
@@ -306,7 +309,11 @@ MECHANISMS = ("mha", "gqa", "mqa", "mla")
 def _req_int(name: str, value, mechanism: str) -> int:
     if value is None:
         raise ValueError(f"{mechanism!r} needs {name}=...; pass it (see DeepSeek-V2 Table 1).")
-    if isinstance(value, bool) or not float(value).is_integer() or value <= 0:
+    try:
+        ok = not isinstance(value, bool) and float(value).is_integer() and value > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
         raise ValueError(f"{name} must be a positive integer, got {value!r}; e.g. {name}=128.")
     return int(value)
 
@@ -494,7 +501,12 @@ def kv_cache_bytes(
     """
     if isinstance(model, TransformerConfig):
         per_token = config_kv_elements_per_token(model)
-    elif isinstance(model, str) and model not in R1_MODELS and model in CONFIGS:
+    elif isinstance(model, str) and model not in R1_MODELS:
+        if model not in CONFIGS:
+            raise ValueError(
+                f"Unknown model {model!r}; use one of {list(R1_MODELS)} or of the base configs "
+                f"{list(CONFIGS)}, or pass a sizing.ModelSpec / sizing.TransformerConfig."
+            )
         per_token = config_kv_elements_per_token(CONFIGS[model])
     else:
         per_token = get_model(model).kv_elements_per_token
@@ -563,6 +575,45 @@ def decode_tokens_per_s(
     return bw * GB / per_token
 
 
+def largest_model_that_fits(
+    memory_gb: float,
+    bits: float = 4,
+    context_tokens: int = 0,
+    candidates: list[str] | None = None,
+) -> str | None:
+    """The largest R1 model (by total parameters) whose weights + KV cache fit in ``memory_gb``.
+
+    ``candidates`` restricts the choice (e.g. the distills a notebook can load); ``None`` if none fits.
+    Use it with the free VRAM ``torch.cuda.mem_get_info`` reports (convert bytes to GB with /1e9).
+    """
+    mem = _check_pos("memory_gb", memory_gb, "pass the free memory in GB, e.g. 15.")
+    names = list(R1_MODELS) if candidates is None else list(candidates)
+    specs = [get_model(n) for n in names]
+    fitting = [s for s in specs if memory_bytes(s, bits, context_tokens) <= mem * GB]
+    return max(fitting, key=lambda s: s.params_total).name if fitting else None
+
+
+def kv_table(bytes_per_element: float = 2) -> list[dict[str, object]]:
+    """KV cache per token of the real configs, FACTS.md's derived table: one row per config
+    (DeepSeek-V3 as cached by MLA and, for contrast, as a naive per-head cache)."""
+    rows: list[dict[str, object]] = []
+    entries = [("DeepSeek-V3 (MLA)", CONFIGS["DeepSeek-V3"], False)]
+    entries.append(("DeepSeek-V3, naive MLA cache", CONFIGS["DeepSeek-V3"], True))
+    entries += [(name, cfg, False) for name, cfg in CONFIGS.items() if cfg.attention != "mla"]
+    for label, cfg, naive in entries:
+        elements = config_kv_elements_per_token(cfg, naive_mla=naive)
+        rows.append(
+            {
+                "model": label,
+                "mechanism": "mha" if naive else cfg.attention,
+                "layers": cfg.n_layers,
+                "elements_per_token": elements,
+                "bytes_per_token": elements * bytes_per_element,
+            }
+        )
+    return rows
+
+
 def sizing_table(
     bits_choices: tuple[float, ...] = BITS_CHOICES, context_tokens: int = 0
 ) -> list[dict[str, object]]:
@@ -601,6 +652,16 @@ REPORTED_SCORES: dict[str, dict[str, float]] = {
     "DeepSeek-V3": {"AIME 2024": 39.2, "MATH-500": 90.2, "GPQA Diamond": 59.1, "Codeforces": 1134},
 }
 
+# How many problems each benchmark has, to turn percentage points into problems: AIME 2024 is the two
+# 15-problem AIME I and II papers; MATH-500 is the 500-problem subset of MATH used by [R1 §3.1];
+# GPQA Diamond has 198 questions.
+BENCHMARK_SIZES: dict[str, int] = {"AIME 2024": 30, "MATH-500": 500, "GPQA Diamond": 198}
+
+# [R1 §3.1] evaluation setup: pass@1 is averaged over k samples per question (4 to 64 by test-set size)
+# at temperature 0.6, top-p 0.95, with
+# generations of up to 32,768 tokens.
+R1_EVAL = {"temperature": 0.6, "top_p": 0.95, "max_tokens": 32_768}
+
 # [R1 Table 5] the distills (pass@1 in %).
 DISTILL_SCORES: dict[str, dict[str, float]] = {
     "R1-Distill-Qwen-1.5B": {"AIME 2024": 28.9, "MATH-500": 83.9, "GPQA Diamond": 33.8},
@@ -614,3 +675,184 @@ DISTILL_SCORES: dict[str, dict[str, float]] = {
 # [R1 §2.3.3, §2.4] the distills were fine-tuned (SFT only, no RL) on samples curated with DeepSeek-R1.
 DISTILL_SAMPLES = {"reasoning": 600_000, "non-reasoning": 200_000}
 DISTILL_TEACHER = "DeepSeek-R1"
+
+
+# --------------------------------------------------------------------------------------------------
+# Offloading: weights that do not fit on the GPU are read from host memory
+# --------------------------------------------------------------------------------------------------
+
+
+def offload_split(model: str | ModelSpec, bits: float, gpu: str | GPU) -> tuple[float, float]:
+    """(bytes on the GPU, bytes in host memory) when weights overflow the GPU's memory.
+
+    The GPU is filled first; the rest stays in system RAM (llama.cpp-style layer offloading).
+    """
+    spec, g = get_model(model), get_gpu(gpu)
+    total = weight_bytes(spec.params_total, bits)
+    on_gpu = min(total, g.memory_gb * GB)
+    return on_gpu, total - on_gpu
+
+
+def offload_decode_tokens_per_s(
+    model: str | ModelSpec, bits: float, gpu: str | GPU, host_bandwidth_gbs: float
+) -> float:
+    """Batch-1 decode bound when part of the weights sits in host RAM.
+
+    Per token the active weights are read once; the share that lives in host RAM (assumed the same
+    share as of all weights) is read at ``host_bandwidth_gbs``, the rest at the GPU's bandwidth.
+    """
+    spec, g = get_model(model), get_gpu(gpu)
+    host_bw = _check_pos(
+        "host_bandwidth_gbs", host_bandwidth_gbs, "pass your RAM's bandwidth in GB/s, e.g. 60."
+    )
+    on_gpu, on_host = offload_split(spec, bits, g)
+    host_share = on_host / (on_gpu + on_host)
+    active = weight_bytes(spec.params_active, bits)
+    seconds = active * (1 - host_share) / (g.bandwidth_gbs * GB) + active * host_share / (
+        host_bw * GB
+    )
+    return 1.0 / seconds
+
+
+def required_host_bandwidth_gbs(
+    model: str | ModelSpec, bits: float, gpu: str | GPU, tokens_per_s: float
+) -> float:
+    """Host-RAM bandwidth (GB/s) that ``offload_decode_tokens_per_s`` needs to reach ``tokens_per_s``.
+
+    Returns 0 when everything fits on the GPU and the GPU alone is fast enough, ``inf`` when the GPU
+    share alone already takes longer than the time budget per token.
+    """
+    spec, g = get_model(model), get_gpu(gpu)
+    tps = _check_pos("tokens_per_s", tokens_per_s, "pass a target speed, e.g. 4.")
+    on_gpu, on_host = offload_split(spec, bits, g)
+    host_share = on_host / (on_gpu + on_host)
+    active = weight_bytes(spec.params_active, bits)
+    budget = 1.0 / tps - active * (1 - host_share) / (g.bandwidth_gbs * GB)
+    if host_share == 0:
+        return 0.0 if budget >= 0 else float("inf")
+    if budget <= 0:
+        return float("inf")
+    return active * host_share / budget / GB
+
+
+# --------------------------------------------------------------------------------------------------
+# The claims of January 2025, checked
+# --------------------------------------------------------------------------------------------------
+
+
+def claims_vs_papers(
+    price_per_gpu_hour: float = V3_RENTAL_PRICE_PER_GPU_HOUR,
+    phone_memory_gb: float = 8.0,
+    phone_bits: float = 4,
+    context_tokens: int = 4096,
+    claimed_tokens_per_s: float = 4.0,
+    claimed_gpu: str | GPU = "RTX 6000 Ada",
+    claimed_bits: float = 1.58,
+) -> list[dict[str, str]]:
+    """One row per popular claim: what the papers say (cited) and what the calculators show.
+
+    Every number in every column is formatted here from the cited tables above and the arguments;
+    the verdicts follow from the computed numbers. ``phone_memory_gb`` is an assumption about the
+    phone, ``claimed_*`` describe the claim being checked: pass your own.
+    """
+    phone = _check_pos("phone_memory_gb", phone_memory_gb, "pass the phone's RAM in GB, e.g. 8.")
+    hours = V3_TRAINING_GPU_HOURS
+    total_hours = sum(hours.values())
+    cost = training_cost(total_hours, price_per_gpu_hour)
+    claimed_cost = training_cost(total_hours, V3_RENTAL_PRICE_PER_GPU_HOUR)
+    flops = training_flops(V3_PARAMS_ACTIVE, V3_PRETRAIN_TOKENS)
+    util = implied_utilisation(flops, hours["pre-training"], H800.fp8_tflops)
+    r1 = R1_MODELS["DeepSeek-R1"]
+    distills = [s for s in R1_MODELS.values() if s.name != r1.name]
+    size_range = (
+        f"{distills[0].name} ({distills[0].params_total / 1e9:.2f}B) to {distills[-1].name}"
+    )
+    r1_size = f"{r1.params_total / 1e9:.0f}B total, {r1.params_active / 1e9:.0f}B active"
+
+    fits_phone = [
+        n for n, s in R1_MODELS.items() if memory_bytes(s, phone_bits, context_tokens) <= phone * GB
+    ]
+    smallest = distills[0]
+    small_gb = memory_bytes(smallest, phone_bits, context_tokens) / GB
+    r1_gb = memory_bytes(r1, phone_bits, context_tokens) / GB
+    aime_small = DISTILL_SCORES[smallest.name]["AIME 2024"]
+
+    g = get_gpu(claimed_gpu)
+    r1_q_gb = weight_bytes(r1.params_total, claimed_bits) / GB
+    _, host_b = offload_split(r1, claimed_bits, g)
+    need_bw = required_host_bandwidth_gbs(r1, claimed_bits, g, claimed_tokens_per_s)
+    gpu_only = fits(r1, g, claimed_bits)
+
+    r1s, o1s = REPORTED_SCORES["DeepSeek-R1"], REPORTED_SCORES["OpenAI-o1-1217"]
+    diffs = {b: r1s[b] - o1s[b] for b in ("AIME 2024", "MATH-500", "GPQA Diamond")}
+    math_match = all(abs(diffs[b]) <= 1.0 for b in ("AIME 2024", "MATH-500"))
+    n_samples = sum(DISTILL_SAMPLES.values())
+
+    return [
+        {
+            "claim": f"DeepSeek trained R1 for ${claimed_cost / 1e6:.1f}M",
+            "papers": f"V3's official training run took {total_hours / 1e3:,.0f}K H800 GPU-hours, "
+            f"costed at ${V3_RENTAL_PRICE_PER_GPU_HOUR:g}/GPU-hour; it excludes prior research and "
+            "ablations [V3 Table 1, §1]. R1's own RL and SFT stages came after [R1 §2].",
+            "calculators": f"{total_hours:,} GPU-hours x ${price_per_gpu_hour:g} = "
+            f"${cost / 1e6:,.3f}M. 6·N·D = {flops:.3g} FLOPs is {util:.1%} of H800 FP8 peak over "
+            f"the {hours['pre-training']:,} pre-training GPU-hours"
+            + (": plausible." if util <= 0.5 else ": implausibly high."),
+            "verdict": "Half true: the rental price of V3's final run, not the cost of making R1.",
+        },
+        {
+            "claim": "R1 was distilled from GPT-4 / multiple teachers",
+            "papers": f"The distills were fine-tuned on ~{n_samples / 1e3:.0f}K samples generated "
+            f"with {DISTILL_TEACHER} [R1 §2.3.3, §2.4]; R1 itself came from V3-Base by RL and SFT "
+            "[R1 §2].",
+            "calculators": f"{DISTILL_SAMPLES['reasoning']:,} reasoning + "
+            f"{DISTILL_SAMPLES['non-reasoning']:,} other = {n_samples:,} samples, teacher "
+            f"{DISTILL_TEACHER}. No calculator can audit web pre-training data.",
+            "verdict": f"Not what the papers describe: the distills' teacher is {DISTILL_TEACHER}.",
+        },
+        {
+            "claim": "R1 is small enough to run on a phone",
+            "papers": f"R1 is a MoE of {r1_size} [V3 §1]; the small models are separate distills "
+            f"of {size_range} [R1 §2.4].",
+            "calculators": f"At {phone_bits:g} bits and {context_tokens:,} tokens: DeepSeek-R1 needs "
+            f"{r1_gb:,.1f} GB, {smallest.name} {small_gb:.2f} GB. Fit in {phone:g} GB: "
+            f"{', '.join(fits_phone) or 'none'}. {smallest.name} scores {aime_small} on AIME 2024 "
+            f"vs R1's {r1s['AIME 2024']} [R1 Tables 4, 5].",
+            "verdict": (
+                "R1 itself fits: true."
+                if r1.name in fits_phone
+                else ("A distill can; R1 itself cannot." if fits_phone else "False: nothing fits.")
+            ),
+        },
+        {
+            "claim": f"671B runs on a {g.memory_gb:g} GB GPU at {claimed_tokens_per_s:g} tokens/s",
+            "papers": "Not a paper claim: it refers to community ~1.58-bit quantisations run with "
+            f"most weights in system RAM. Per token only {r1.params_active / 1e9:.0f}B of "
+            f"{r1.params_total / 1e9:.0f}B weights are active [V3 §1].",
+            "calculators": f"At {claimed_bits:g} bits the weights are {r1_q_gb:.1f} GB "
+            + (
+                f"and fit in {g.memory_gb:g} GB."
+                if gpu_only
+                else f"> {g.memory_gb:g} GB, so {host_b / GB:.1f} GB sit in host RAM; "
+                f"{claimed_tokens_per_s:g} tokens/s then needs ≈{need_bw:.1f} GB/s of RAM "
+                "bandwidth (only the active weights are read per token)."
+            ),
+            "verdict": "True on the GPU alone."
+            if gpu_only
+            else "Not on the GPU alone; plausible only with offloading and heavy quantisation.",
+        },
+        {
+            "claim": "R1 matches o1 on MATH-500 and AIME",
+            "papers": f"Pass@1, R1 vs o1-1217: AIME 2024 {r1s['AIME 2024']} vs {o1s['AIME 2024']}, "
+            f"MATH-500 {r1s['MATH-500']} vs {o1s['MATH-500']}, GPQA Diamond "
+            f"{r1s['GPQA Diamond']} vs {o1s['GPQA Diamond']} [R1 Table 4].",
+            "calculators": "R1 minus o1: "
+            + ", ".join(f"{b} {d:+.1f} points" for b, d in diffs.items())
+            + ".",
+            "verdict": (
+                "True on those two math benchmarks (self-reported), not on every benchmark."
+                if math_match
+                else "Not within a point on the math benchmarks."
+            ),
+        },
+    ]

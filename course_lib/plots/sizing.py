@@ -1,0 +1,199 @@
+"""Figures for notebook 00 "R1 in numbers": training cost, memory, decode speed, reported scores.
+
+Pure builders: they take numbers (usually rows from ``course_lib.sizing``) and return a plotly
+``go.Figure``; they never compute sizes themselves, never call ``.show()`` and read no files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import plotly.graph_objects as go
+
+_PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#9D755D")
+
+
+def _check_rows(rows: Sequence[Mapping], keys: tuple[str, ...], what: str) -> None:
+    if not rows:
+        raise ValueError(f"{what}: got no rows; pass e.g. sizing.{what}(...) output.")
+    missing = [k for k in keys if k not in rows[0]]
+    if missing:
+        raise ValueError(f"{what} rows need keys {keys}; missing {missing}.")
+
+
+def training_cost_figure(rows: Sequence[Mapping], price_per_gpu_hour: float) -> go.Figure:
+    """Bars of cost per training stage (rows of ``sizing.training_cost_table``), total in the title."""
+    _check_rows(rows, ("stage", "gpu_hours", "cost_usd"), "training_cost_table")
+    stages = [r for r in rows if r["stage"] != "total"]
+    total = next((r for r in rows if r["stage"] == "total"), None)
+    fig = go.Figure(
+        go.Bar(
+            x=[r["stage"] for r in stages],
+            y=[r["cost_usd"] / 1e6 for r in stages],
+            text=[f"${r['cost_usd'] / 1e6:,.3f}M<br>{r['gpu_hours']:,} GPU-h" for r in stages],
+            textposition="auto",
+            marker_color=_PALETTE[0],
+            name="cost",
+        )
+    )
+    title = f"DeepSeek-V3 training run at ${price_per_gpu_hour:g}/GPU-hour"
+    if total is not None:
+        title += f": ${total['cost_usd'] / 1e6:,.3f}M for {total['gpu_hours']:,} H800 GPU-hours"
+    fig.update_layout(
+        title=title, yaxis_title="cost (million $)", xaxis_title="stage [V3 Table 1]", height=380
+    )
+    return fig
+
+
+def memory_figure(
+    rows: Sequence[Mapping],
+    gpu_memory_gb: Mapping[str, float],
+    title: str = "Memory of the R1 models",
+) -> go.Figure:
+    """Stacked bars, weights + KV cache per model (rows of ``sizing.sizing_table`` for ONE bit width),
+    with a dashed line per GPU's memory. Log y axis: the sizes span four orders of magnitude."""
+    _check_rows(rows, ("model", "weights_gb", "kv_gb"), "sizing_table")
+    models = [r["model"] for r in rows]
+    fig = go.Figure()
+    fig.add_bar(
+        x=models, y=[r["weights_gb"] for r in rows], name="weights", marker_color=_PALETTE[0]
+    )
+    fig.add_bar(x=models, y=[r["kv_gb"] for r in rows], name="KV cache", marker_color=_PALETTE[1])
+    for i, (name, gb) in enumerate(gpu_memory_gb.items()):
+        fig.add_hline(
+            y=gb,
+            line_dash="dash",
+            line_color=_PALETTE[(i + 2) % len(_PALETTE)],
+            annotation_text=f"{name} {gb:g} GB",
+            annotation_position="top left",
+        )
+    fig.update_layout(
+        barmode="stack",
+        title=title,
+        yaxis_type="log",
+        yaxis_title="GB (log scale)",
+        height=450,
+        legend_orientation="h",
+    )
+    return fig
+
+
+def bits_figure(rows: Sequence[Mapping], gpu_memory_gb: Mapping[str, float]) -> go.Figure:
+    """Grouped bars: total GB of every model at every bit width (all rows of ``sizing_table``)."""
+    _check_rows(rows, ("model", "bits", "total_gb"), "sizing_table")
+    fig = go.Figure()
+    bit_widths = list(dict.fromkeys(r["bits"] for r in rows))
+    for i, bits in enumerate(bit_widths):
+        sub = [r for r in rows if r["bits"] == bits]
+        fig.add_bar(
+            x=[r["model"] for r in sub],
+            y=[r["total_gb"] for r in sub],
+            name=f"{bits:g} bits",
+            marker_color=_PALETTE[i % len(_PALETTE)],
+        )
+    for name, gb in gpu_memory_gb.items():
+        fig.add_hline(y=gb, line_dash="dot", line_color="grey", annotation_text=f"{name} {gb:g} GB")
+    fig.update_layout(
+        barmode="group",
+        title="Weights + KV cache at 16, 8, 4 and ~1.58 bits per weight",
+        yaxis_type="log",
+        yaxis_title="GB (log scale)",
+        height=450,
+        legend_orientation="h",
+    )
+    return fig
+
+
+def kv_cache_figure(
+    contexts: Sequence[int], kv_gb: Mapping[str, Sequence[float]], title: str = "KV cache"
+) -> go.Figure:
+    """One line per model: KV-cache GB against context length (``kv_gb[model][i]`` at contexts[i])."""
+    if not contexts:
+        raise ValueError("kv_cache_figure: pass at least one context length.")
+    fig = go.Figure()
+    for i, (name, ys) in enumerate(kv_gb.items()):
+        if len(ys) != len(contexts):
+            raise ValueError(f"{name}: {len(ys)} values for {len(contexts)} context lengths.")
+        fig.add_scatter(
+            x=list(contexts), y=list(ys), mode="lines+markers", name=name,
+            line_color=_PALETTE[i % len(_PALETTE)],
+        )  # fmt: skip
+    fig.update_layout(
+        title=title, xaxis_title="context (tokens)", yaxis_title="KV cache (GB, bf16)", height=400
+    )
+    return fig
+
+
+def decode_speed_figure(
+    speeds: Mapping[str, float],
+    gpu_name: str,
+    bits: float,
+    fits: Mapping[str, bool] | None = None,
+) -> go.Figure:
+    """Bars of the batch-1 decode upper bound (tokens/s) per model on one GPU.
+
+    ``fits`` (model -> bool) greys out models whose weights + KV cache do not fit on that GPU.
+    """
+    if not speeds:
+        raise ValueError("decode_speed_figure: pass {model: tokens_per_s}.")
+    names = list(speeds)
+    ok = [True if fits is None else bool(fits.get(n, False)) for n in names]
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=[speeds[n] for n in names],
+            text=[
+                f"{speeds[n]:,.0f}" + ("" if f else " (does not fit)") for n, f in zip(names, ok)
+            ],
+            textposition="auto",
+            marker_color=[_PALETTE[2] if f else "#bbbbbb" for f in ok],
+        )
+    )
+    fig.update_layout(
+        title=f"Decode upper bound on {gpu_name} at {bits:g} bits (bandwidth / bytes per token)",
+        yaxis_type="log",
+        yaxis_title="tokens/s (log scale)",
+        height=400,
+    )
+    return fig
+
+
+def scores_figure(
+    scores: Mapping[str, Mapping[str, float]], benchmarks: Sequence[str]
+) -> go.Figure:
+    """Grouped bars of reported scores (``sizing.REPORTED_SCORES``) on the chosen benchmarks."""
+    if not scores or not benchmarks:
+        raise ValueError("scores_figure: pass {model: {benchmark: score}} and benchmark names.")
+    fig = go.Figure()
+    for i, (model, s) in enumerate(scores.items()):
+        missing = [b for b in benchmarks if b not in s]
+        if missing:
+            raise ValueError(f"{model} has no score for {missing}; pick benchmarks it reports.")
+        fig.add_bar(
+            x=list(benchmarks), y=[s[b] for b in benchmarks], name=model,
+            text=[f"{s[b]:g}" for b in benchmarks], textposition="auto",
+            marker_color=_PALETTE[i % len(_PALETTE)],
+        )  # fmt: skip
+    fig.update_layout(
+        barmode="group", title="Reported pass@1 (%) [R1 Table 4]", yaxis_title="%", height=380
+    )
+    return fig
+
+
+def table_figure(
+    header: Sequence[str], rows: Sequence[Sequence[object]], title: str = ""
+) -> go.Figure:
+    """A plotly table (renders in exported HTML too), e.g. the claims-vs-papers table."""
+    if not rows:
+        raise ValueError("table_figure: pass at least one row.")
+    if any(len(r) != len(header) for r in rows):
+        raise ValueError(f"every row needs {len(header)} cells, one per header entry.")
+    columns = [[str(r[j]) for r in rows] for j in range(len(header))]
+    fig = go.Figure(
+        go.Table(
+            header=dict(values=[f"<b>{h}</b>" for h in header], align="left", fill_color="#dfe7f2"),
+            cells=dict(values=columns, align="left", height=28),
+        )
+    )
+    fig.update_layout(title=title, height=120 + 95 * len(rows), margin=dict(l=10, r=10, t=40, b=10))
+    return fig

@@ -1,0 +1,81 @@
+"""Figure builders of notebook 00: the traces carry exactly the numbers they are given."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import pytest
+
+from course_lib import sizing
+from course_lib.plots import sizing as plots
+
+
+def test_training_cost_figure_reflects_rows_and_price():
+    rows = sizing.training_cost_table(2.0)
+    fig = plots.training_cost_figure(rows, 2.0)
+    assert isinstance(fig, go.Figure)
+    bar = fig.data[0]
+    assert list(bar.x) == ["pre-training", "context extension", "post-training"]
+    assert list(bar.y) == pytest.approx([5.328, 0.238, 0.010])
+    assert "$5.576M" in fig.layout.title.text and "2,788,000" in fig.layout.title.text
+    dearer = plots.training_cost_figure(sizing.training_cost_table(4.0), 4.0)
+    assert list(dearer.data[0].y) == pytest.approx([10.656, 0.476, 0.020])
+    assert "$11.152M" in dearer.layout.title.text
+
+
+def test_memory_figure_stacks_weights_and_kv_and_draws_gpu_lines():
+    rows = sizing.sizing_table((4,), context_tokens=8192)
+    fig = plots.memory_figure(rows, {"T4": 16, "H100": 80})
+    weights, kv = fig.data
+    assert list(weights.x) == list(sizing.R1_MODELS)
+    assert list(weights.y) == pytest.approx([r["weights_gb"] for r in rows])
+    assert kv.y[1] == pytest.approx(28_672 * 8192 / 1e9)  # 1.5B distill, bf16 KV
+    assert fig.layout.barmode == "stack" and fig.layout.yaxis.type == "log"
+    lines = [s for s in fig.layout.shapes if s.type == "line"]
+    assert sorted(s.y0 for s in lines) == [16, 80]
+
+
+def test_bits_figure_has_one_trace_per_bit_width():
+    rows = sizing.sizing_table()
+    fig = plots.bits_figure(rows, {"RTX 6000 Ada": 48})
+    assert [t.name for t in fig.data] == ["16 bits", "8 bits", "4 bits", "1.58 bits"]
+    assert fig.data[0].y[0] == pytest.approx(1342.0)  # 671B at 16 bits, no context
+    assert fig.data[2].y[0] == pytest.approx(335.5)
+
+
+def test_kv_cache_figure_lines():
+    ctx = [1024, 2048]
+    fig = plots.kv_cache_figure(ctx, {"a": [1.0, 2.0], "b": [0.5, 1.0]})
+    assert [t.name for t in fig.data] == ["a", "b"]
+    assert list(fig.data[1].y) == [0.5, 1.0] and list(fig.data[0].x) == ctx
+    with pytest.raises(ValueError, match="2 context lengths"):
+        plots.kv_cache_figure(ctx, {"a": [1.0]})
+
+
+def test_decode_speed_figure_greys_models_that_do_not_fit():
+    fig = plots.decode_speed_figure({"a": 100.0, "b": 10.0}, "T4", 4, fits={"a": True, "b": False})
+    bar = fig.data[0]
+    assert list(bar.y) == [100.0, 10.0]
+    assert bar.marker.color[0] != bar.marker.color[1]
+    assert "does not fit" in bar.text[1] and "T4" in fig.layout.title.text
+
+
+def test_scores_figure_uses_reported_scores():
+    fig = plots.scores_figure(sizing.REPORTED_SCORES, ["AIME 2024", "MATH-500"])
+    r1 = next(t for t in fig.data if t.name == "DeepSeek-R1")
+    assert list(r1.y) == [79.8, 97.3]
+    with pytest.raises(ValueError, match="no score"):
+        plots.scores_figure({"x": {"AIME 2024": 1.0}}, ["MATH-500"])
+
+
+def test_table_figure_cells():
+    fig = plots.table_figure(["claim", "verdict"], [["c1", "v1"], ["c2", "v2"]])
+    assert list(fig.data[0].cells.values[1]) == ["v1", "v2"]
+    with pytest.raises(ValueError, match="2 cells"):
+        plots.table_figure(["claim", "verdict"], [["only one"]])
+
+
+def test_bad_rows_raise():
+    with pytest.raises(ValueError, match="no rows"):
+        plots.memory_figure([], {})
+    with pytest.raises(ValueError, match="missing"):
+        plots.training_cost_figure([{"stage": "x"}], 2.0)
