@@ -259,7 +259,11 @@ def estimate_memory(
 def largest_that_fits(
     free_bytes: float, quantized: bool = True, context_tokens: int = 4096, dtype_bits: int = 16
 ) -> str | None:
-    """The largest supported distill whose estimate fits in ``free_bytes``, or None."""
+    """The largest supported distill whose estimate fits in ``free_bytes``, or None.
+
+    Like ``sizing.largest_model_that_fits`` but with ``estimate_memory``'s refinements (16-bit
+    embeddings, NF4 block scales, headroom), since this is what ``load`` will actually need.
+    """
     by_size = sorted(SUPPORTED, key=lambda n: sizing.R1_MODELS[n].params_total, reverse=True)
     for name in by_size:
         if estimate_memory(name, quantized, context_tokens, dtype_bits).total <= free_bytes:
