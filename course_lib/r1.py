@@ -148,7 +148,7 @@ def r1_distill_qwen_1_5b_config():
         use_sliding_window=False,
         bos_token_id=151_646,
         eos_token_id=151_643,
-        torch_dtype="bfloat16",
+        dtype="bfloat16",
     )
 
 

@@ -64,7 +64,7 @@ def test_exact_1_5b_config_matches_facts_and_sizing():
     assert (cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers) == (1536, 8960, 28)
     assert (cfg.num_attention_heads, cfg.num_key_value_heads) == (12, 2)
     assert (cfg.vocab_size, cfg.max_position_embeddings) == (151_936, 131_072)
-    assert cfg.rope_parameters["rope_theta"] == 10_000 if hasattr(cfg, "rope_parameters") else True
+    assert cfg.rope_parameters["rope_theta"] == 10_000 and cfg.dtype == torch.bfloat16
     assert cfg.rms_norm_eps == 1e-6 and cfg.tie_word_embeddings is False
     from transformers import Qwen2ForCausalLM
 
