@@ -1,0 +1,73 @@
+"""Dashboards of course_lib.widgets.look_inside: sliders redraw, the chat panes fill while streaming."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from course_lib import look_inside as li
+from course_lib import r1
+from course_lib.widgets import look_inside as w
+
+
+@pytest.fixture(scope="module")
+def lm(tmp_path_factory):
+    return r1.load(path=r1.build_stand_in(tmp_path_factory.mktemp("si_widgets")), verbose=False)
+
+
+@pytest.fixture(scope="module")
+def ids(lm):
+    c = r1.chat(lm, "What is 2+3?", max_new_tokens=24, seed=0)
+    return torch.cat([c.prompt_ids, c.completion_ids]), len(c.prompt_ids)
+
+
+def test_chat_view_splits_thinking_and_answer():
+    view = w.ChatView("Q?")
+    view.update("I think 2+3=5.\n</think>\n\nThe answer is 5.")
+    assert "I think 2+3=5." in view.thinking.value and "5." in view.answer.value
+    assert "The answer" not in view.thinking.value and "answering" in view.status.value
+    view.update("<b>still</b> going")
+    assert "&lt;b&gt;still" in view.thinking.value and "thinking" in view.status.value
+
+
+def test_live_chat_streams_into_the_view(lm):
+    view, completion = w.live_chat(lm, "Hello", max_new_tokens=10, show=False)
+    assert view.text == completion.text
+    assert f"{len(completion.completion_ids)} tokens" in view.status.value
+
+
+def test_chat_panel_button_streams_a_reply(lm):
+    panel = w.chat_panel(lm, max_new_tokens=8)
+    panel.button.click()
+    assert "type a question first" in panel.view.status.value
+    panel.children[0].value = "What is 2+3?"
+    panel.button.click()
+    assert "done" in panel.view.status.value and not panel.button.disabled
+    assert "What is 2+3?" in panel.view.question.value
+
+
+def test_confidence_explorer_pages(lm, ids):
+    seq, p = ids
+    conf = li.token_confidence(lm.model, lm.tokenizer, seq, p)
+    ex = w.confidence_explorer(conf, count=8, per_row=4)
+    assert "tokens 0-7" in ex.result.layout.title.text
+    ex.children[0].value = 8
+    assert "tokens 8-15" in ex.result.layout.title.text
+
+
+def test_attention_explorer_sliders(lm, ids):
+    maps = li.attention_maps(lm.model, lm.tokenizer, ids[0])
+    ex = w.attention_explorer(maps)
+    layer, head = ex.children[0], ex.children[1]
+    assert (layer.max, head.max) == (maps.n_layers - 1, maps.n_heads - 1)
+    layer.value, head.value = 1, 3
+    assert ex.result.layout.title.text == "Attention, layer 1, head 3"
+    assert torch.allclose(torch.tensor(ex.result.data[0].z), maps.weights[1, 3])
+
+
+def test_logit_lens_explorer(lm, ids):
+    lens = li.logit_lens(lm.model, lm.tokenizer, ids[0])
+    ex = w.logit_lens_explorer(lens, count=6)
+    assert len(ex.result.data[0].x) == 6
+    ex.children[1].value = "next"
+    assert ex.result.data[0].colorbar.title.text == "p(actual next)"
