@@ -65,9 +65,9 @@ def measured_copy_bandwidth() -> float:
 def build_random_checkpoint(folder: Path) -> None:
     from transformers import Qwen2ForCausalLM
 
-    from course_lib.r1 import distill_qwen_1p5b_config
+    from course_lib.r1 import r1_distill_qwen_1_5b_config
 
-    config = distill_qwen_1p5b_config()
+    config = r1_distill_qwen_1_5b_config()
     torch.manual_seed(0)
     with torch.device("cuda"):
         model = Qwen2ForCausalLM(config).to(torch.bfloat16)

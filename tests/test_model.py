@@ -134,3 +134,35 @@ def test_moe_model_with_groups_and_first_dense_layer():
     assert max(len(set(row.tolist())) for row in groups.reshape(-1, 3)) <= 2
     m.after_optimizer_step()
     assert m.moe_layers()[0].router.bias.abs().sum() > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(
+    "attention,ffn,balance",
+    [("mha", "dense", "none"), ("gqa", "moe", "aux_free"), ("mla", "moe", "aux_loss")],
+)
+def test_tinyseek_on_cuda_matches_cpu(attention, ffn, balance):
+    """Same weights on CUDA and CPU: same logits, a training step runs, cached generation works."""
+    cfg = TinySeekConfig(attention=attention, ffn=ffn, balance=balance, n_layers=2)
+    torch.manual_seed(0)
+    cpu = TinySeek(cfg).eval()
+    gpu = TinySeek(cfg)
+    gpu.load_state_dict(cpu.state_dict())
+    gpu = gpu.cuda().eval()
+    idx = torch.randint(0, cfg.vocab_size, (2, 24))
+    with torch.no_grad():
+        torch.testing.assert_close(gpu(idx.cuda()).float().cpu(), cpu(idx), atol=1e-4, rtol=1e-4)
+        out_gpu = gpu.generate(idx[:, :8].cuda(), 10, temperature=0)
+        out_cpu = cpu.generate(idx[:, :8], 10, temperature=0)
+    assert torch.equal(out_gpu.cpu(), out_cpu)
+    gpu.train()
+    opt = torch.optim.AdamW(gpu.parameters(), lr=1e-3)
+    logits = gpu(idx.cuda())
+    loss = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), idx.cuda().reshape(-1)
+    )
+    loss = loss + getattr(gpu, "aux_loss", 0.0)
+    loss.backward()
+    opt.step()
+    if hasattr(gpu, "after_optimizer_step"):
+        gpu.after_optimizer_step()

@@ -545,6 +545,26 @@ def test_load_4bit_on_gpu(stand_in):
     assert len(c.completion_ids) >= 1
 
 
+@pytest.mark.gpu
+def test_static_cache_paths_on_gpu(stand_in):
+    """Streaming, batched sampling and the thinking budget with the CUDA decoding settings."""
+    q = r1.load(path=stand_in, verbose=False)
+    kw = r1.sampling_kwargs(q, 8)
+    assert kw["cache_implementation"] == "static"
+    ids: list[int] = []
+    text = "".join(r1.stream(q, "What is 2+3?", max_new_tokens=12, ids_out=ids))
+    assert 1 <= len(ids) <= 12 and isinstance(text, str)
+    greedy = [
+        r1.sample(q, "What is 2+3?", n=2, max_new_tokens=10, temperature=0)[0] for _ in range(2)
+    ]
+    first = greedy[0][0].completion_ids
+    assert torch.equal(first, greedy[1][0].completion_ids)
+    assert torch.equal(first, greedy[0][1].completion_ids)
+    problems = math_problems(per_kind=1, seed=0)[:3]
+    answers = r1.answer_with_budget(q, problems, budget=6, max_answer_tokens=6)
+    assert len(answers) == 3
+
+
 # --------------------------------------------------------------------------------------------------
 # The hub and CUDA branches of load, with from_pretrained recorded instead of downloading
 # --------------------------------------------------------------------------------------------------
