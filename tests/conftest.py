@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import settings
 
 NOTEBOOK_RESULTS: list = []
 
@@ -24,3 +25,9 @@ def pytest_terminal_summary(terminalreporter):
 
     terminalreporter.section("notebook wall times (2-core CPU budget; not asserted)")
     terminalreporter.write_line(format_table(NOTEBOOK_RESULTS))
+
+
+# Property tests: reproducible examples on every run (CPU runs are deterministic), and no
+# per-example deadline, which a busy 2-core machine would trip for reasons unrelated to the code.
+settings.register_profile("course", derandomize=True, deadline=None, print_blob=True)
+settings.load_profile("course")
