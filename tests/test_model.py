@@ -50,9 +50,15 @@ def test_cached_generation_equals_uncached_full_forward(kw):
     torch.testing.assert_close(torch.cat(steps, 1), m(out), atol=1e-5, rtol=1e-5)
 
 
-def test_left_padded_prompts_generate_like_unpadded():
+MLA_SMALL = dict(
+    attention="mla", kv_lora_rank=16, qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=8
+)
+
+
+@pytest.mark.parametrize("kw", [{}, dict(attention="gqa"), MLA_SMALL], ids=["mha", "gqa", "mla"])
+def test_left_padded_prompts_generate_like_unpadded(kw):
     torch.manual_seed(0)
-    m = TinySeek(tiny()).eval()
+    m = TinySeek(tiny(**kw)).eval()
     a = torch.randint(3, 100, (1, 6))
     b = torch.randint(3, 100, (1, 3))
     padded = torch.cat([a, torch.cat([torch.zeros(1, 3, dtype=torch.long), b], 1)])
