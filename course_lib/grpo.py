@@ -1,0 +1,354 @@
+"""GRPO: Group Relative Policy Optimization, R1-Zero's reinforcement-learning recipe.
+
+Follows DeepSeekMath §4.1 (arXiv 2402.03300) and DeepSeek-R1 §2.2 (arXiv 2501.12948), with the
+Dr. GRPO variant from "Understanding R1-Zero-Like Training" (arXiv 2503.20783) and DAPO's
+token-level loss (arXiv 2503.14476). The pieces, in the order a training step uses them:
+
+1. **Rewards** (R1 §2.2.2): plain rule-based functions of ``(prompt, completion, answer)``: an
+   accuracy reward (the course's answer checker) and a strict format reward
+   (``<think>…</think><answer>…</answer>``, each tag exactly once, in order). A deliberately
+   naive format reward ("contains ``<answer>``") is here too, for the reward-hacking demo.
+2. **Group-relative advantages** (DSM eq. 3, outcome supervision): every token of output *i* gets
+   ``(r_i - mean(r)) / std(r)`` over its group of G outputs for the same prompt. The group mean
+   replaces PPO's value model. Dr. GRPO drops the division by ``std``.
+3. **The clipped surrogate** with per-token ratios ``ρ = π_θ / π_old`` (PPO's clip, ε), minus
+   ``β`` times the per-token KL estimator to a frozen reference model,
+   ``π_ref/π_θ − log(π_ref/π_θ) − 1`` (Schulman's k3; never negative).
+4. **Aggregation** of the per-token objective into one number: GRPO's per-sequence mean
+   (``1/|o_i|`` then mean over outputs), Dr. GRPO's constant normaliser (``max_new_tokens``)
+   and DAPO's token-level mean over the whole batch.
+5. **Rollouts and the trainer**: G sampled completions per prompt from the current policy
+   (temperature), their log-probabilities under the sampling policy kept, several optimisation
+   steps per batch of rollouts (so the ratio moves away from 1 and the clip matters).
+
+What is simplified, plainly: one process and one device; the "old" policy's log-probabilities are
+recomputed with a teacher-forced forward pass right after sampling (as TRL does) rather than taken
+from the sampler's own arithmetic; ``std`` is the unbiased sample standard deviation, as in TRL's
+``GRPOTrainer`` (the paper does not say which); the reference model stays frozen for the whole run
+(the R1 paper's multi-stage pipeline refreshes it between stages).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+FORMAT_TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
+
+RewardFn = Callable[[str, str, str], float]
+Aggregation = Literal["grpo", "dr_grpo", "dapo"]
+AGGREGATIONS: tuple[str, ...] = ("grpo", "dr_grpo", "dapo")
+
+# --------------------------------------------------------------------------------------------
+# 1. Rule-based rewards: plain functions of (prompt, completion, answer) -> float.
+# --------------------------------------------------------------------------------------------
+
+
+def accuracy_reward(prompt: str, completion: str, answer: str) -> float:
+    """1.0 when the answer inside ``<answer>…</answer>`` is right, else 0.0 (R1 §2.2.2).
+
+    Uses the course's answer checker (:func:`course_lib.tasks.check_answer`), so the completion
+    must put its final answer inside the answer tags; text elsewhere is never graded.
+    """
+    from course_lib.tasks import check_answer
+
+    try:
+        return 1.0 if check_answer(completion, answer) else 0.0
+    except Exception:  # a reward must never crash a training run on odd text
+        return 0.0
+
+
+def strict_format_reward(prompt: str, completion: str, answer: str | None = None) -> float:
+    """1.0 for exactly ``<think>…</think><answer>…</answer>``, else 0.0 (R1-Zero's template).
+
+    Each of the four tags must appear exactly once and in that order; only whitespace may sit
+    before ``<think>``, between ``</think>`` and ``<answer>``, and after ``</answer>``; the answer
+    must not be empty. Repeated, missing, nested or out-of-order tags score 0.
+    """
+    if not isinstance(completion, str):
+        return 0.0
+    if any(completion.count(tag) != 1 for tag in FORMAT_TAGS):
+        return 0.0
+    i_to, i_tc = completion.index(THINK_OPEN), completion.index(THINK_CLOSE)
+    i_ao, i_ac = completion.index(ANSWER_OPEN), completion.index(ANSWER_CLOSE)
+    if not (i_to < i_tc < i_ao < i_ac):
+        return 0.0
+    before = completion[:i_to]
+    between = completion[i_tc + len(THINK_CLOSE) : i_ao]
+    after = completion[i_ac + len(ANSWER_CLOSE) :]
+    inside_answer = completion[i_ao + len(ANSWER_OPEN) : i_ac]
+    if before.strip() or between.strip() or after.strip() or not inside_answer.strip():
+        return 0.0
+    return 1.0
+
+
+def naive_format_reward(prompt: str, completion: str, answer: str | None = None) -> float:
+    """1.0 whenever ``<answer>`` appears anywhere. Deliberately naive: a policy learns to game it.
+
+    This is the kind of shortcut reward the R1 paper warns about (reward hacking, R1 §2.2.2):
+    it pays for the tag, not for a well-formed response. Compare :func:`strict_format_reward`.
+    """
+    if not isinstance(completion, str):
+        return 0.0
+    return 1.0 if ANSWER_OPEN in completion else 0.0
+
+
+@dataclass(frozen=True)
+class WeightedReward:
+    """One named reward function with its weight in the total."""
+
+    name: str
+    fn: RewardFn
+    weight: float = 1.0
+
+
+def combine_rewards(
+    parts: Sequence[WeightedReward],
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    answers: Sequence[str],
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Score every completion with every reward; return (weighted total, per-reward values).
+
+    ``prompts``, ``completions`` and ``answers`` have one entry per completion (length N).
+    Returns a float tensor of shape (N,) and a dict name -> (N,) tensor.
+    """
+    if not parts:
+        raise ValueError(
+            "combine_rewards needs at least one reward, e.g. [WeightedReward('accuracy', accuracy_reward)]."
+        )
+    if not (len(prompts) == len(completions) == len(answers)):
+        raise ValueError(
+            f"prompts ({len(prompts)}), completions ({len(completions)}) and answers ({len(answers)}) "
+            "must have one entry per completion; repeat each prompt G times."
+        )
+    values: dict[str, torch.Tensor] = {}
+    total = torch.zeros(len(completions))
+    for part in parts:
+        vals = torch.tensor(
+            [float(part.fn(p, c, a)) for p, c, a in zip(prompts, completions, answers)],
+            dtype=torch.float32,
+        )
+        values[part.name] = vals
+        total = total + part.weight * vals
+    return total, values
+
+
+def to_trl_reward(fn: RewardFn, answer_column: str = "answer") -> Callable[..., list[float]]:
+    """Wrap one of our reward functions into the shape TRL's ``GRPOTrainer`` calls.
+
+    TRL calls ``reward(prompts=..., completions=..., **dataset_columns)`` and expects one float
+    per completion; the dataset's ``answer`` column arrives as a keyword list.
+    """
+
+    def reward(prompts, completions, **kwargs) -> list[float]:
+        answers = kwargs.get(answer_column) or [""] * len(completions)
+        out = []
+        for p, c, a in zip(prompts, completions, answers):
+            if not isinstance(c, str):  # conversational datasets pass [{"role":..., "content":...}]
+                c = c[-1]["content"] if c else ""
+            if not isinstance(p, str):
+                p = p[-1]["content"] if p else ""
+            out.append(float(fn(p, c, a)))
+        return out
+
+    reward.__name__ = getattr(fn, "__name__", "reward")
+    return reward
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Group-relative advantages.
+# --------------------------------------------------------------------------------------------
+
+
+def group_advantages(
+    rewards: torch.Tensor, group_size: int, scale: bool = True, eps: float = 1e-4
+) -> torch.Tensor:
+    """Advantages ``(r_i − mean_group) / (std_group + eps)``; with ``scale=False``, Dr. GRPO's ``r_i − mean``.
+
+    ``rewards`` is flat (N,) with N = number of prompts × ``group_size``, ordered group by group
+    (the G completions of prompt 0 first). Returns (N,). A group whose rewards are all equal gets
+    zero advantages: it teaches nothing (see :func:`zero_std_fraction`).
+    """
+    rewards = torch.as_tensor(rewards)
+    if not rewards.is_floating_point():
+        rewards = rewards.float()
+    if rewards.dim() != 1:
+        raise ValueError(
+            f"rewards must be flat (N,), got shape {tuple(rewards.shape)}; use rewards.flatten()."
+        )
+    if group_size < 2:
+        raise ValueError(f"group_size must be >= 2 for a group baseline, got {group_size}.")
+    if rewards.numel() % group_size:
+        raise ValueError(
+            f"{rewards.numel()} rewards do not split into groups of {group_size}; "
+            "pass G completions for every prompt."
+        )
+    grouped = rewards.view(-1, group_size)  # (P, G)
+    adv = grouped - grouped.mean(dim=1, keepdim=True)
+    if scale:
+        adv = adv / (grouped.std(dim=1, keepdim=True) + eps)  # unbiased std, as TRL
+    return adv.reshape(-1)
+
+
+def zero_std_fraction(rewards: torch.Tensor, group_size: int) -> float:
+    """Fraction of groups whose rewards are all equal (zero advantage, no learning signal)."""
+    grouped = torch.as_tensor(rewards, dtype=torch.float32).view(-1, group_size)
+    return float((grouped.max(dim=1).values == grouped.min(dim=1).values).float().mean())
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Per-token pieces of the objective.
+# --------------------------------------------------------------------------------------------
+
+
+def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Per-token KL estimator ``π_ref/π_θ − log(π_ref/π_θ) − 1`` (DSM eq. 4); elementwise, ≥ 0.
+
+    Unbiased for KL(π_θ || π_ref) when tokens are sampled from π_θ, and never negative.
+    """
+    log_ratio = ref_logp - logp
+    return torch.exp(log_ratio) - log_ratio - 1.0
+
+
+def clipped_surrogate(
+    ratio: torch.Tensor,
+    advantages: torch.Tensor,
+    epsilon: float = 0.2,
+    epsilon_high: float | None = None,
+) -> torch.Tensor:
+    """PPO's per-token objective ``min(ρ·A, clip(ρ, 1−ε, 1+ε_high)·A)`` (to be maximised).
+
+    The ``min`` makes it pessimistic: a ratio outside the band can only lower the objective, never
+    raise it, so the policy gains nothing by moving further than ε from the sampling policy.
+    ``advantages`` broadcasts against ``ratio`` (e.g. (N, 1) against (N, T)).
+    """
+    hi = epsilon if epsilon_high is None else epsilon_high
+    return torch.minimum(
+        ratio * advantages, torch.clamp(ratio, 1.0 - epsilon, 1.0 + hi) * advantages
+    )
+
+
+def aggregate(
+    per_token: torch.Tensor,
+    mask: torch.Tensor,
+    how: Aggregation = "grpo",
+    max_tokens: int | None = None,
+) -> torch.Tensor:
+    """Reduce a per-token quantity (N, T) over completion tokens (``mask`` 1) to a scalar.
+
+    - ``"grpo"``: ``mean_i (1/|o_i|) Σ_t x_it`` — each output weighs the same (DSM eq. 3).
+    - ``"dr_grpo"``: ``Σ_it x_it / (N · max_tokens)`` — a constant normaliser, no length bias.
+    - ``"dapo"``: ``Σ_it x_it / Σ_i |o_i|`` — every token weighs the same (DAPO).
+    """
+    mask = mask.to(per_token.dtype)
+    masked = per_token * mask
+    if how == "grpo":
+        lengths = mask.sum(dim=1).clamp(min=1.0)
+        return (masked.sum(dim=1) / lengths).mean()
+    if how == "dr_grpo":
+        if max_tokens is None or max_tokens < 1:
+            raise ValueError(
+                "aggregation 'dr_grpo' needs max_tokens (the generation budget, e.g. 32)."
+            )
+        return masked.sum() / (per_token.shape[0] * max_tokens)
+    if how == "dapo":
+        return masked.sum() / mask.sum().clamp(min=1.0)
+    raise ValueError(f"aggregation {how!r} is not one of {AGGREGATIONS}.")
+
+
+@dataclass
+class LossOutput:
+    """The GRPO loss (to minimise) and what it is made of, for metrics."""
+
+    loss: torch.Tensor
+    objective: float  # aggregated surrogate − β·KL (what GRPO maximises)
+    kl: float  # mean per-token KL to the reference over completion tokens
+    clip_fraction: float  # share of completion tokens whose gradient the clip removed
+    ratio_mean: float
+
+
+def grpo_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    ref_logp: torch.Tensor | None = None,
+    beta: float = 0.04,
+    epsilon: float = 0.2,
+    epsilon_high: float | None = None,
+    aggregation: Aggregation = "grpo",
+    max_tokens: int | None = None,
+) -> LossOutput:
+    """The GRPO loss for a batch of completions: −aggregate(min(ρA, clip(ρ)A) − β·KL).
+
+    Shapes: ``logp``, ``old_logp``, ``ref_logp``, ``mask``: (N, T) per completion token (the
+    log-probability each policy gave the sampled token); ``advantages``: (N,). ``logp`` carries
+    the gradient; ``old_logp`` and ``ref_logp`` are treated as constants.
+    """
+    if logp.shape != old_logp.shape or logp.shape != mask.shape:
+        raise ValueError(
+            f"logp {tuple(logp.shape)}, old_logp {tuple(old_logp.shape)} and mask {tuple(mask.shape)} "
+            "must share one (N, T) shape."
+        )
+    if advantages.shape != (logp.shape[0],):
+        raise ValueError(
+            f"advantages must be (N,) = ({logp.shape[0]},), got {tuple(advantages.shape)}."
+        )
+    if beta > 0 and ref_logp is None:
+        raise ValueError("beta > 0 needs ref_logp from the frozen reference model (or set beta=0).")
+    adv = advantages.detach().unsqueeze(1)  # (N, 1)
+    ratio = torch.exp(logp - old_logp.detach())  # (N, T)
+    per_token = clipped_surrogate(ratio, adv, epsilon, epsilon_high)
+    maskf = mask.to(logp.dtype)
+    n_tok = maskf.sum().clamp(min=1.0)
+    if ref_logp is not None:
+        kl = kl_k3(logp, ref_logp.detach())
+        kl_mean = float((kl.detach() * maskf).sum() / n_tok)
+        if beta > 0:
+            per_token = per_token - beta * kl
+    else:
+        kl_mean = 0.0
+    objective = aggregate(per_token, mask, aggregation, max_tokens)
+    hi = epsilon if epsilon_high is None else epsilon_high
+    with torch.no_grad():
+        clipped = ((ratio < 1 - epsilon) & (adv < 0)) | ((ratio > 1 + hi) & (adv > 0))
+        clip_frac = float((clipped.to(maskf.dtype) * maskf).sum() / n_tok)
+        ratio_mean = float((ratio * maskf).sum() / n_tok)
+    return LossOutput(-objective, float(objective.detach()), kl_mean, clip_frac, ratio_mean)
+
+
+# --------------------------------------------------------------------------------------------
+# 4. Log-probabilities of sampled tokens under a model.
+# --------------------------------------------------------------------------------------------
+
+
+def _logits(model: nn.Module, idx: torch.Tensor) -> torch.Tensor:
+    """Call the model and return its logits (B, T, V), whether it returns a tensor or an object."""
+    out = model(idx)
+    return out if isinstance(out, torch.Tensor) else out.logits
+
+
+def token_logprobs(
+    model: nn.Module, input_ids: torch.Tensor, temperature: float = 1.0, with_entropy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probability of every next token under ``model`` (logits divided by ``temperature``).
+
+    ``input_ids`` (N, T) -> log-probs (N, T−1), where entry t scores token t+1 given tokens ≤ t;
+    with ``with_entropy`` also the entropy of each next-token distribution (N, T−1).
+    The temperature is part of the sampling policy, so the ratio and KL use it too (as TRL does).
+    """
+    logits = _logits(model, input_ids)[:, :-1].float() / temperature  # (N, T-1, V)
+    logp_all = F.log_softmax(logits, dim=-1)
+    logp = logp_all.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)  # (N, T-1)
+    entropy = None
+    if with_entropy:
+        entropy = -(logp_all.exp() * logp_all).sum(dim=-1)
+    return logp, entropy
