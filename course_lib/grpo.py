@@ -30,6 +30,8 @@ from the sampler's own arithmetic; ``std`` is the unbiased sample standard devia
 
 from __future__ import annotations
 
+import copy
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -330,25 +332,504 @@ def grpo_loss(
 # --------------------------------------------------------------------------------------------
 
 
-def _logits(model: nn.Module, idx: torch.Tensor) -> torch.Tensor:
+def _logits(
+    model: nn.Module, idx: torch.Tensor, key_mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Call the model and return its logits (B, T, V), whether it returns a tensor or an object."""
-    out = model(idx)
+    out = model(idx) if key_mask is None else model(idx, key_mask=key_mask)
     return out if isinstance(out, torch.Tensor) else out.logits
 
 
 def token_logprobs(
-    model: nn.Module, input_ids: torch.Tensor, temperature: float = 1.0, with_entropy: bool = False
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    temperature: float = 1.0,
+    with_entropy: bool = False,
+    key_mask: torch.Tensor | None = None,
+    start: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-probability of every next token under ``model`` (logits divided by ``temperature``).
 
-    ``input_ids`` (N, T) -> log-probs (N, T−1), where entry t scores token t+1 given tokens ≤ t;
-    with ``with_entropy`` also the entropy of each next-token distribution (N, T−1).
-    The temperature is part of the sampling policy, so the ratio and KL use it too (as TRL does).
+    ``input_ids`` (N, T) -> log-probs (N, T−1−start), where entry t scores token start+t+1 given
+    the tokens before it; with ``with_entropy`` also the entropy of each next-token distribution.
+    ``key_mask`` (N, T) is False at left padding. The temperature is part of the sampling policy,
+    so the ratio and the KL use it too (as TRL does).
     """
-    logits = _logits(model, input_ids)[:, :-1].float() / temperature  # (N, T-1, V)
+    logits = _logits(model, input_ids, key_mask)[:, start:-1].float() / temperature  # (N, T', V)
     logp_all = F.log_softmax(logits, dim=-1)
-    logp = logp_all.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)  # (N, T-1)
+    targets = input_ids[:, start + 1 :]
+    logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (N, T')
     entropy = None
     if with_entropy:
         entropy = -(logp_all.exp() * logp_all).sum(dim=-1)
     return logp, entropy
+
+
+# --------------------------------------------------------------------------------------------
+# 5. Rollouts: G sampled completions per prompt from the current policy.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Rollouts:
+    """One batch of rollouts: P prompts × G completions, group by group (N = P·G rows).
+
+    ``input_ids`` (N, Tp + L): left-padded prompt then the L generated tokens; ``key_mask`` False
+    at the prompt's left padding; ``mask`` (N, L) 1 on completion tokens (up to and including the
+    first ``<eos>``); ``old_logp``/``ref_logp`` (N, L): log-probs of the sampled tokens under the
+    sampling policy and the frozen reference.
+    """
+
+    prompts: list[str]
+    answers: list[str]
+    completions: list[str]
+    input_ids: torch.Tensor
+    key_mask: torch.Tensor
+    prompt_len: int
+    mask: torch.Tensor
+    old_logp: torch.Tensor
+    ref_logp: torch.Tensor | None
+    rewards: torch.Tensor
+    reward_parts: dict[str, torch.Tensor]
+    advantages: torch.Tensor
+    group_size: int
+    truncated: torch.Tensor
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        return self.mask.sum(dim=1)
+
+    def group(self, i: int) -> dict:
+        """The i-th group as plain lists: prompt, completions, rewards, advantages."""
+        sl = slice(i * self.group_size, (i + 1) * self.group_size)
+        return {
+            "prompt": self.prompts[sl.start],
+            "answer": self.answers[sl.start],
+            "completions": self.completions[sl],
+            "rewards": self.rewards[sl].tolist(),
+            "advantages": self.advantages[sl].tolist(),
+        }
+
+
+def left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad token lists into ids (B, T) and a key mask (B, T), False on the padding."""
+    T = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
+    key_mask = torch.zeros((len(seqs), T), dtype=torch.bool)
+    for i, s in enumerate(seqs):
+        if s:
+            ids[i, T - len(s) :] = torch.tensor(list(s), dtype=torch.long)
+            key_mask[i, T - len(s) :] = True
+    return ids, key_mask
+
+
+def completion_mask(gen: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For generated tokens (N, L): a mask up to and including the first eos, and which rows never ended."""
+    is_eos = gen == eos_id
+    seen_before = (is_eos.long().cumsum(dim=1) - is_eos.long()) > 0  # an eos strictly earlier
+    mask = (~seen_before).long()
+    return mask, ~is_eos.any(dim=1)
+
+
+@torch.no_grad()
+def sample_completions(
+    model: nn.Module,
+    tokenizer,
+    prompts: Sequence[str],
+    n: int = 1,
+    max_new_tokens: int = 48,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, int, list[str]]:
+    """Generate ``n`` completions per prompt in one batched, KV-cached call (temperature 0: greedy).
+
+    Returns ids (P·n, Tp + L), key mask, the padded prompt length Tp, and the completion texts
+    (cut at the first ``<eos>``; special tags kept, so the format can be rewarded).
+    """
+    device = next(model.parameters()).device
+    enc = [tokenizer.encode(p, add_bos=True) for p in prompts for _ in range(n)]
+    idx, key_mask = left_pad(enc, tokenizer.pad_id)
+    idx, key_mask = idx.to(device), key_mask.to(device)
+    out = model.generate(
+        idx,
+        max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        eos_id=tokenizer.eos_id,
+        generator=generator,
+        key_mask=key_mask,
+    )
+    tp = idx.shape[1]
+    gen = out[:, tp:]
+    mask, _ = completion_mask(gen, tokenizer.eos_id)
+    texts = []
+    for row, m in zip(gen.tolist(), mask.tolist()):
+        toks = [t for t, k in zip(row, m) if k and t != tokenizer.eos_id]
+        texts.append(tokenizer.decode(toks))
+    full_mask = torch.cat([key_mask, torch.ones_like(gen, dtype=torch.bool)], dim=1)
+    return out, full_mask, tp, texts
+
+
+# --------------------------------------------------------------------------------------------
+# 6. The trainer.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class GRPOConfig:
+    """Every knob of a GRPO run. Defaults suit TinySeek on a CPU, not a 7B model.
+
+    DeepSeekMath used lr 1e-6, β 0.04, G 64, batch 1024 [DSM §4.2]; a 0.1M-parameter model on a
+    toy task learns with a far larger learning rate and far smaller batches.
+    """
+
+    group_size: int = 8  # G: completions per prompt
+    prompts_per_step: int = 8  # P: prompts per batch of rollouts
+    max_new_tokens: int = 48
+    temperature: float = 1.0
+    top_p: float = 1.0
+    lr: float = 1e-3
+    beta: float = 0.04  # weight of the KL penalty to the reference
+    epsilon: float = 0.2  # the clip range
+    epsilon_high: float | None = None  # DAPO's wider upper clip; None: = epsilon
+    iterations: int = 2  # μ: optimisation steps on each batch of rollouts
+    scale_rewards: bool = True  # divide by the group std (GRPO); False: Dr. GRPO
+    aggregation: str = "grpo"  # "grpo" | "dr_grpo" | "dapo"
+    grad_clip: float | None = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.group_size < 2:
+            raise ValueError(
+                f"group_size={self.group_size}: GRPO needs G >= 2 completions per prompt."
+            )
+        for name in ("prompts_per_step", "max_new_tokens", "iterations"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1.")
+        if not 0 < self.epsilon < 1:
+            raise ValueError(f"epsilon={self.epsilon} must be in (0, 1); 0.2 is usual.")
+        if self.beta < 0:
+            raise ValueError(f"beta={self.beta} must be >= 0 (0 turns the KL penalty off).")
+        if self.temperature <= 0:
+            raise ValueError("temperature must be > 0 for sampling rollouts (1.0 is usual).")
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation={self.aggregation!r}; use one of {AGGREGATIONS}.")
+
+    @classmethod
+    def dr_grpo(cls, **kwargs) -> GRPOConfig:
+        """Dr. GRPO: no std in the advantage, a constant normaliser in the loss [DrG]."""
+        return cls(**({"scale_rewards": False, "aggregation": "dr_grpo"} | kwargs))
+
+
+def default_rewards() -> list[WeightedReward]:
+    """R1-Zero's two rule-based rewards: accuracy and (strict) format, equally weighted."""
+    return [
+        WeightedReward("accuracy", accuracy_reward, 1.0),
+        WeightedReward("format", strict_format_reward, 1.0),
+    ]
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    tokenizer,
+    examples: Sequence,
+    max_new_tokens: int = 48,
+    batch_size: int = 128,
+    temperature: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> dict[str, float]:
+    """Held-out accuracy and strict-format rate, greedy by default (temperature 0)."""
+    if not examples:
+        raise ValueError("evaluate needs at least one example.")
+    acc = fmt = 0.0
+    length = 0.0
+    for i in range(0, len(examples), batch_size):
+        chunk = examples[i : i + batch_size]
+        _, _, _, texts = sample_completions(
+            model,
+            tokenizer,
+            [e.prompt for e in chunk],
+            1,
+            max_new_tokens,
+            temperature=temperature,
+            generator=generator,
+        )
+        acc += sum(accuracy_reward(e.prompt, t, e.answer) for e, t in zip(chunk, texts))
+        fmt += sum(strict_format_reward(e.prompt, t) for e, t in zip(chunk, texts))
+        length += sum(len(tokenizer.encode(t)) for t in texts)
+    n = len(examples)
+    return {"accuracy": acc / n, "format": fmt / n, "length": length / n}
+
+
+class GRPOTrainer:
+    """GRPO on a TinySeek policy: sample groups, score them, several clipped updates per batch.
+
+    ``rewards`` is a list of :class:`WeightedReward` (default: accuracy + strict format). The
+    reference model is a frozen copy of the policy at the start (pass ``ref_model`` to share one).
+    ``train(steps, callback=...)`` calls ``callback(trainer, metrics)`` after every step; the
+    history of metrics is ``trainer.history`` (one dict per step), sample completions are in
+    ``trainer.samples``.
+    """
+
+    def __init__(
+        self,
+        policy: nn.Module,
+        tokenizer,
+        train_examples: Sequence,
+        config: GRPOConfig | None = None,
+        rewards: Sequence[WeightedReward] | None = None,
+        ref_model: nn.Module | None = None,
+        eval_examples: Sequence | None = None,
+        eval_every: int = 10,
+        sample_every: int = 10,
+    ) -> None:
+        self.config = config or GRPOConfig()
+        if not train_examples:
+            raise ValueError("train_examples is empty; pass e.g. tasks.arithmetic(512, seed=1).")
+        self.policy = policy
+        self.tokenizer = tokenizer
+        self.train_examples = list(train_examples)
+        self.rewards = list(rewards) if rewards is not None else default_rewards()
+        self.ref = ref_model if ref_model is not None else copy.deepcopy(policy)
+        self.ref.eval()
+        for p in self.ref.parameters():
+            p.requires_grad_(False)
+        self.eval_examples = list(eval_examples) if eval_examples else []
+        self.eval_every = eval_every
+        self.sample_every = sample_every
+        self.optimizer = torch.optim.AdamW(policy.parameters(), lr=self.config.lr, weight_decay=0.0)
+        self.generator = torch.Generator().manual_seed(self.config.seed)
+        self.history: list[dict] = []
+        self.samples: list[dict] = []
+        self.step_count = 0
+        self.elapsed = 0.0
+        self._order: list[int] = []
+        self.last_rollouts: Rollouts | None = None
+
+    # -- rollouts -------------------------------------------------------------------------------
+    def _next_examples(self) -> list:
+        out = []
+        while len(out) < self.config.prompts_per_step:
+            if not self._order:
+                self._order = torch.randperm(
+                    len(self.train_examples), generator=self.generator
+                ).tolist()
+            out.append(self.train_examples[self._order.pop()])
+        return out
+
+    @torch.no_grad()
+    def rollout(self, examples: Sequence) -> Rollouts:
+        """Sample G completions for each example, score them, and keep the sampling log-probs."""
+        cfg, G = self.config, self.config.group_size
+        ids, key_mask, tp, texts = sample_completions(
+            self.policy,
+            self.tokenizer,
+            [e.prompt for e in examples],
+            G,
+            cfg.max_new_tokens,
+            cfg.temperature,
+            cfg.top_p,
+            self.generator,
+        )
+        mask, truncated = completion_mask(ids[:, tp:], self.tokenizer.eos_id)
+        old_logp, _ = token_logprobs(
+            self.policy, ids, cfg.temperature, key_mask=key_mask, start=tp - 1
+        )
+        ref_logp, _ = token_logprobs(
+            self.ref, ids, cfg.temperature, key_mask=key_mask, start=tp - 1
+        )
+        prompts = [e.prompt for e in examples for _ in range(G)]
+        answers = [e.answer for e in examples for _ in range(G)]
+        total, parts = combine_rewards(self.rewards, prompts, texts, answers)
+        adv = group_advantages(total, G, scale=cfg.scale_rewards)
+        return Rollouts(
+            prompts,
+            answers,
+            texts,
+            ids,
+            key_mask,
+            tp,
+            mask,
+            old_logp,
+            ref_logp,
+            total,
+            parts,
+            adv,
+            G,
+            truncated,
+        )
+
+    # -- one step -------------------------------------------------------------------------------
+    def step(self) -> dict:
+        """One GRPO step: a batch of rollouts, then ``iterations`` clipped updates on it."""
+        cfg = self.config
+        t0 = time.perf_counter()
+        ro = self.rollout(self._next_examples())
+        self.last_rollouts = ro
+        self.policy.train()
+        stats = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "ratio_mean": 0.0}
+        entropy = 0.0
+        for it in range(cfg.iterations):
+            logp, ent = token_logprobs(
+                self.policy,
+                ro.input_ids,
+                cfg.temperature,
+                with_entropy=it == 0,
+                key_mask=ro.key_mask,
+                start=ro.prompt_len - 1,
+            )
+            out = grpo_loss(
+                logp,
+                ro.old_logp,
+                ro.advantages,
+                ro.mask,
+                ro.ref_logp,
+                cfg.beta,
+                cfg.epsilon,
+                cfg.epsilon_high,
+                cfg.aggregation,
+                cfg.max_new_tokens,
+            )
+            self.optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            if ent is not None:
+                m = ro.mask.float()
+                entropy = float((ent.detach() * m).sum() / m.sum().clamp(min=1))
+            stats["loss"] += float(out.loss.detach()) / cfg.iterations
+            stats["kl"] += out.kl / cfg.iterations
+            stats["clip_fraction"] += out.clip_fraction / cfg.iterations
+            stats["ratio_mean"] += out.ratio_mean / cfg.iterations
+        self.elapsed += time.perf_counter() - t0
+        acc = [accuracy_reward(p, c, a) for p, c, a in zip(ro.prompts, ro.completions, ro.answers)]
+        fmt = [strict_format_reward(p, c) for p, c in zip(ro.prompts, ro.completions)]
+        naive = [naive_format_reward(p, c) for p, c in zip(ro.prompts, ro.completions)]
+        self.step_count += 1
+        row = {
+            "step": self.step_count,
+            "reward_mean": float(ro.rewards.mean()),
+            "reward_std": float(ro.rewards.std()),
+            "accuracy": sum(acc) / len(acc),
+            "format": sum(fmt) / len(fmt),
+            "naive_format": sum(naive) / len(naive),
+            "zero_std_fraction": zero_std_fraction(ro.rewards, ro.group_size),
+            "entropy": entropy,
+            "length": float(ro.lengths.float().mean()),
+            "truncated": float(ro.truncated.float().mean()),
+            "time_s": self.elapsed,
+            **stats,
+        }
+        if self.sample_every and (self.step_count - 1) % self.sample_every == 0:
+            self.samples.append(
+                {
+                    "step": self.step_count,
+                    "prompt": ro.prompts[0],
+                    "completion": ro.completions[0],
+                    "reward": float(ro.rewards[0]),
+                    "correct": bool(acc[0]),
+                }
+            )
+        return row
+
+    def evaluate(self) -> dict[str, float]:
+        """Greedy held-out accuracy and format rate of the current policy."""
+        return evaluate(self.policy, self.tokenizer, self.eval_examples, self.config.max_new_tokens)
+
+    def train(
+        self,
+        steps: int,
+        callback: Callable[[GRPOTrainer, dict], None] | None = None,
+        progress: bool = True,
+        desc: str = "GRPO",
+    ) -> list[dict]:
+        """Run ``steps`` GRPO steps; held-out evaluation every ``eval_every`` steps and at the end."""
+        from tqdm.auto import tqdm
+
+        if steps < 1:
+            raise ValueError(f"steps={steps} must be >= 1.")
+        if self.eval_examples and not self.history:
+            ev = self.evaluate()
+            self.history.append(
+                {
+                    "step": -1,
+                    "eval_accuracy": ev["accuracy"],
+                    "eval_format": ev["format"],
+                    "time_s": 0.0,
+                }
+            )
+        bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+        for i in bar:
+            row = self.step()
+            last = i == steps - 1
+            if (
+                self.eval_examples
+                and self.eval_every
+                and (self.step_count % self.eval_every == 0 or last)
+            ):
+                ev = self.evaluate()
+                row["eval_accuracy"], row["eval_format"] = ev["accuracy"], ev["format"]
+            row["last"] = last
+            self.history.append(row)
+            if progress:
+                bar.set_postfix(reward=f"{row['reward_mean']:.2f}", acc=f"{row['accuracy']:.2f}")
+            if callback is not None:
+                callback(self, row)
+        return self.history
+
+
+# --------------------------------------------------------------------------------------------
+# 7. A base model to start from: pre-training text written by careful and careless students.
+# --------------------------------------------------------------------------------------------
+
+
+def careless_addition_trace(terms: Sequence[int]) -> tuple[str, str]:
+    """The column-by-column addition trace of a student who forgets every carry.
+
+    ``careless_addition_trace([47, 85]) == ("7+5=12;4+8=12", "122")`` where the careful trace is
+    ``"7+5=12;4+8+1=13"`` with answer ``132``. Problems without a carry come out right either way.
+    """
+    if len(terms) < 1 or any(t < 0 for t in terms):
+        raise ValueError("careless_addition_trace needs one or more non-negative integers.")
+    digits = [str(t)[::-1] for t in terms]
+    steps, units, total = [], [], 0
+    for c in range(max(len(d) for d in digits)):
+        col = [int(d[c]) for d in digits if c < len(d)]
+        total = sum(col)
+        steps.append("+".join(map(str, col)) + f"={total}")
+        units.append(total % 10)
+    answer = str(total) + "".join(str(u) for u in reversed(units[:-1]))
+    return ";".join(steps), answer
+
+
+def needs_carry(prompt: str) -> bool:
+    """True when the addition in ``prompt`` (e.g. ``"47+85="``) carries in some column."""
+    terms = [int(t) for t in prompt.rstrip("=").split("+")]
+    return careless_addition_trace(terms)[1] != str(sum(terms))
+
+
+def careless_corpus(examples: Sequence, careful_fraction: float, seed: int = 0) -> list:
+    """Rewrite addition examples so only ``careful_fraction`` of them carry correctly.
+
+    The rest get the careless trace and the careless (wrong, when a carry was needed) answer. A
+    model pre-trained on this corpus imitates both students: a base policy that sometimes does
+    the right thing, which is what R1-Zero's RL starts from (a base model, not a blank one).
+    """
+    import random
+
+    from course_lib.tasks import Example
+
+    if not 0.0 <= careful_fraction <= 1.0:
+        raise ValueError(f"careful_fraction={careful_fraction} must be in [0, 1].")
+    rng = random.Random(f"careless-{seed}")
+    out = []
+    for ex in examples:
+        if "*" in ex.prompt or rng.random() < careful_fraction:
+            out.append(ex)
+            continue
+        trace, answer = careless_addition_trace([int(t) for t in ex.prompt.rstrip("=").split("+")])
+        out.append(Example(ex.prompt, trace, answer, ex.domain))
+    return out

@@ -1,0 +1,83 @@
+"""Interactive views for notebook 04 (GRPO), composed from :mod:`course_lib.plots.grpo`.
+
+- :func:`clip_explorer`: sliders for ε and the advantage over the clipped surrogate.
+- :func:`group_explorer`: how many of G completions were right -> the advantages each one gets,
+  GRPO (÷ std) vs Dr. GRPO (no std).
+- :class:`LiveCurves`: a training callback that redraws the curves in an ``Output`` every few steps.
+
+Built with ``ipywidgets.interactive`` and ``Output`` (no ``go.FigureWidget``), so they render in
+JupyterLab, Colab and VS Code. Nothing is displayed on import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import ipywidgets as W
+from IPython.display import display
+
+from course_lib.plots import grpo as plots
+
+
+def clip_explorer(epsilon: float = 0.2, advantage: float = 1.0) -> W.Widget:
+    """Sliders for ε and A over :func:`course_lib.plots.grpo.surrogate_plot`."""
+
+    def show(epsilon: float, advantage: float) -> None:
+        display(plots.surrogate_plot(epsilon, advantage))
+
+    return W.interactive(
+        show,
+        epsilon=W.FloatSlider(value=epsilon, min=0.05, max=0.5, step=0.05, description="ε"),
+        advantage=W.FloatSlider(
+            value=advantage, min=-2.0, max=2.0, step=0.25, description="advantage A"
+        ),
+    )
+
+
+def group_explorer(group_size: int = 8, n_correct: int = 2) -> W.Widget:
+    """Pick G and how many completions were right; see the advantages GRPO and Dr. GRPO give."""
+
+    def show(group_size: int, n_correct: int, divide_by_std: bool) -> None:
+        n_correct = min(n_correct, group_size)
+        rewards = [1.0] * n_correct + [0.0] * (group_size - n_correct)
+        display(plots.advantage_bars(rewards, scale=divide_by_std))
+
+    return W.interactive(
+        show,
+        group_size=W.IntSlider(value=group_size, min=2, max=16, description="G"),
+        n_correct=W.IntSlider(value=n_correct, min=0, max=16, description="# correct"),
+        divide_by_std=W.Checkbox(value=True, description="÷ std (GRPO)"),
+    )
+
+
+class LiveCurves:
+    """A training callback: every ``every`` steps, redraw the curves (and the latest samples).
+
+    Use ``live = LiveCurves(); display(live.output); trainer.train(steps, callback=live)``.
+    After training, show ``plots.training_curves(trainer.history)`` once more as a static figure.
+    """
+
+    def __init__(
+        self, every: int = 10, panels: Sequence[str] | None = None, title: str = "GRPO, live"
+    ) -> None:
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}.")
+        self.every = every
+        self.panels = (
+            tuple(panels)
+            if panels
+            else ("reward_mean", "accuracy", "kl", "clip_fraction", "length", "format")
+        )
+        self.title = title
+        self.output = W.Output()
+
+    def __call__(self, trainer, metrics: Mapping) -> None:
+        step = metrics.get("step", 0)
+        if step % self.every and not metrics.get("last", False):
+            return
+        fig = plots.training_curves(
+            trainer.history, self.panels, title=f"{self.title} (step {step})"
+        )
+        with self.output:
+            self.output.clear_output(wait=True)
+            display(fig)
