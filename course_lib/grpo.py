@@ -755,7 +755,7 @@ class GRPOTrainer:
             ev = self.evaluate()
             self.history.append(
                 {
-                    "step": -1,
+                    "step": 0,
                     "eval_accuracy": ev["accuracy"],
                     "eval_format": ev["format"],
                     "time_s": 0.0,
