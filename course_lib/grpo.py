@@ -31,6 +31,7 @@ from the sampler's own arithmetic; ``std`` is the unbiased sample standard devia
 from __future__ import annotations
 
 import copy
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from course_lib.tasks import Example, check_answer
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
@@ -59,8 +62,6 @@ def accuracy_reward(prompt: str, completion: str, answer: str) -> float:
     Uses the course's answer checker (:func:`course_lib.tasks.check_answer`), so the completion
     must put its final answer inside the answer tags; text elsewhere is never graded.
     """
-    from course_lib.tasks import check_answer
-
     try:
         return 1.0 if check_answer(completion, answer) else 0.0
     except Exception:  # a reward must never crash a training run on odd text
@@ -806,7 +807,11 @@ def careless_addition_trace(terms: Sequence[int]) -> tuple[str, str]:
 
 
 def needs_carry(prompt: str) -> bool:
-    """True when the addition in ``prompt`` (e.g. ``"47+85="``) carries in some column."""
+    """True when the addition in ``prompt`` (e.g. ``"47+85="``) carries into a later column.
+
+    Exactly the problems the careless student gets wrong (a carry out of the top column is
+    harmless: the last column's sum is written out in full).
+    """
     terms = [int(t) for t in prompt.rstrip("=").split("+")]
     return careless_addition_trace(terms)[1] != str(sum(terms))
 
@@ -818,10 +823,6 @@ def careless_corpus(examples: Sequence, careful_fraction: float, seed: int = 0) 
     model pre-trained on this corpus imitates both students: a base policy that sometimes does
     the right thing, which is what R1-Zero's RL starts from (a base model, not a blank one).
     """
-    import random
-
-    from course_lib.tasks import Example
-
     if not 0.0 <= careful_fraction <= 1.0:
         raise ValueError(f"careful_fraction={careful_fraction} must be in [0, 1].")
     rng = random.Random(f"careless-{seed}")

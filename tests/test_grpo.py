@@ -9,7 +9,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib import grpo
+from course_lib import grpo, tasks
+from course_lib.model import TinySeek, TinySeekConfig
+from course_lib.tokenizer import default_tokenizer
 
 TAGS = list(grpo.FORMAT_TAGS)
 
@@ -300,3 +302,168 @@ def test_to_trl_reward_matches_the_trainer_calling_convention():
     ) == [1.0, 0.0]
     chat = [[{"role": "assistant", "content": GOOD}]]
     assert fn(prompts=[[{"role": "user", "content": "a"}]], completions=chat) == [1.0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=_texts, answer=st.text(max_size=5))
+def test_accuracy_reward_never_raises(text, answer):
+    assert grpo.accuracy_reward("1+2=", text, answer) in (0.0, 1.0)
+
+
+def test_accuracy_reward_reads_the_answer_tags_only():
+    assert grpo.accuracy_reward("3+4=", GOOD, "7") == 1.0
+    assert grpo.accuracy_reward("3+4=", GOOD, "8") == 0.0
+    assert grpo.accuracy_reward("3+4=", "<think>7</think>7", "7") == 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# The careless-student corpus.
+# ---------------------------------------------------------------------------------------------
+
+
+def test_careless_trace_by_hand():
+    assert grpo.careless_addition_trace([47, 85]) == ("7+5=12;4+8=12", "122")
+    assert grpo.careless_addition_trace([12, 84]) == ("2+4=6;1+8=9", "96")  # no carry: still right
+    assert grpo.careless_addition_trace([5, 95]) == ("5+5=10;9=9", "90")
+    with pytest.raises(ValueError):
+        grpo.careless_addition_trace([-1, 2])
+
+
+def test_needs_carry_matches_the_careful_trace():
+    for ex in tasks.arithmetic(200, seed=4, digits=(1, 3)):
+        terms = [int(t) for t in ex.prompt.rstrip("=").split("+")]
+        assert grpo.needs_carry(ex.prompt) == any(
+            sum(int(str(t)[::-1][c]) for t in terms if c < len(str(t))) >= 10
+            for c in range(
+                max(len(str(t)) for t in terms) - 1
+            )  # a carry out of the top column is harmless
+        )
+
+
+def test_careless_corpus_mixes_the_two_students():
+    exs = [e for e in tasks.arithmetic(600, seed=5, digits=2) if grpo.needs_carry(e.prompt)]
+    corpus = grpo.careless_corpus(exs, careful_fraction=0.25, seed=0)
+    right = sum(c.answer == e.answer for c, e in zip(corpus, exs)) / len(exs)
+    assert 0.18 < right < 0.32
+    assert all(c.prompt == e.prompt for c, e in zip(corpus, exs))
+    assert grpo.careless_corpus(exs, 1.0) == exs
+    with pytest.raises(ValueError, match="careful_fraction"):
+        grpo.careless_corpus(exs, 1.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rollouts and the trainer on a tiny TinySeek.
+# ---------------------------------------------------------------------------------------------
+
+
+def test_completion_mask_stops_after_the_first_eos():
+    gen = torch.tensor([[5, 6, 2, 2], [5, 2, 7, 2], [5, 6, 7, 8]])
+    mask, truncated = grpo.completion_mask(gen, eos_id=2)
+    assert mask.tolist() == [[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]]
+    assert truncated.tolist() == [False, False, True]
+
+
+def test_left_pad():
+    ids, km = grpo.left_pad([[4, 5, 6], [7]], pad_id=0)
+    assert ids.tolist() == [[4, 5, 6], [0, 0, 7]]
+    assert km.tolist() == [[True, True, True], [False, False, True]]
+
+
+def _tiny_model(seed=0):
+    torch.manual_seed(seed)
+    return TinySeek(TinySeekConfig(d_model=32, n_layers=1, n_heads=2, d_ff=64, max_seq_len=64))
+
+
+def test_rollouts_shapes_groups_and_sampling_logprobs():
+    tok = default_tokenizer()
+    model = _tiny_model()
+    exs = [
+        tasks.Example("1+2=", "", "3", "arithmetic"),
+        tasks.Example("10+20=", "", "30", "arithmetic"),
+    ]
+    cfg = grpo.GRPOConfig(group_size=4, prompts_per_step=2, max_new_tokens=6)
+    tr = grpo.GRPOTrainer(model, tok, exs, cfg)
+    ro = tr.rollout(exs)
+    n = 8
+    assert ro.input_ids.shape[0] == n and ro.mask.shape == ro.old_logp.shape == ro.ref_logp.shape
+    assert ro.prompts == ["1+2="] * 4 + ["10+20="] * 4
+    assert (
+        ro.input_ids[:4, : ro.prompt_len - 5].eq(tok.pad_id).all()
+    )  # the short prompt is left-padded
+    torch.testing.assert_close(ro.old_logp, ro.ref_logp)  # the reference is a copy of the start
+    assert (ro.old_logp <= 0).all()
+    for g in range(2):
+        assert abs(sum(ro.group(g)["advantages"])) < 1e-5
+    # the kept log-probs are those of the sampled tokens, row by row without padding
+    for i in (0, 5):
+        row = ro.input_ids[i][ro.key_mask[i]]
+        lp, _ = grpo.token_logprobs(model, row[None])
+        k = int(ro.mask[i].sum())
+        n_prompt = int(ro.key_mask[i, : ro.prompt_len].sum())
+        torch.testing.assert_close(
+            lp[0, n_prompt - 1 : n_prompt - 1 + k], ro.old_logp[i, :k], atol=1e-5, rtol=0
+        )
+
+
+def test_first_iteration_is_on_policy_and_nothing_is_clipped():
+    tok = default_tokenizer()
+    exs = tasks.arithmetic(8, seed=0, digits=1)
+    cfg = grpo.GRPOConfig(
+        group_size=4, prompts_per_step=2, max_new_tokens=8, iterations=1, beta=0.0
+    )
+    row = grpo.GRPOTrainer(_tiny_model(), tok, exs, cfg).step()
+    assert row["clip_fraction"] == 0.0 and row["ratio_mean"] == pytest.approx(1.0, abs=1e-5)
+    assert row["kl"] == pytest.approx(0.0, abs=1e-6)
+
+
+def _count_a(prompt, completion, answer):
+    return completion.count("a") / 8
+
+
+def test_grpo_raises_a_simple_reward_and_the_clip_engages():
+    """A blank model learns to write the letter 'a' when paid for it: the loop really optimises."""
+    tok = default_tokenizer()
+    exs = [tasks.Example(p, "", "", "x") for p in ("x=", "y=", "z=", "w=")]
+    cfg = grpo.GRPOConfig(
+        group_size=8, prompts_per_step=4, max_new_tokens=8, lr=3e-3, iterations=3, beta=0.0, seed=0
+    )
+    tr = grpo.GRPOTrainer(
+        _tiny_model(1), tok, exs, cfg, rewards=[grpo.WeightedReward("a", _count_a)], sample_every=5
+    )
+    torch.manual_seed(0)
+    tr.train(25, progress=False)
+    first = sum(r["reward_mean"] for r in tr.history[:3]) / 3
+    last = sum(r["reward_mean"] for r in tr.history[-3:]) / 3
+    assert last > first + 0.3, (first, last)
+    assert max(r["clip_fraction"] for r in tr.history) > 0
+    assert tr.samples and tr.samples[0]["step"] == 1
+    assert tr.history[-1]["last"] is True
+
+
+def test_trainer_evaluates_and_calls_back():
+    tok = default_tokenizer()
+    exs = tasks.arithmetic(6, seed=0, digits=1)
+    seen = []
+    cfg = grpo.GRPOConfig.dr_grpo(group_size=2, prompts_per_step=2, max_new_tokens=4)
+    assert cfg.aggregation == "dr_grpo" and cfg.scale_rewards is False
+    tr = grpo.GRPOTrainer(_tiny_model(), tok, exs, cfg, eval_examples=exs[:3], eval_every=2)
+    tr.train(3, callback=lambda t, row: seen.append(row["step"]), progress=False)
+    assert seen == [1, 2, 3]
+    assert tr.history[0]["step"] == 0 and "eval_accuracy" in tr.history[0]
+    assert [r["step"] for r in tr.history if "eval_accuracy" in r] == [0, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(group_size=1), "G >= 2"),
+        (dict(epsilon=0.0), "epsilon"),
+        (dict(beta=-1.0), "beta"),
+        (dict(aggregation="sum"), "aggregation"),
+        (dict(temperature=0.0), "temperature"),
+        (dict(iterations=0), "iterations"),
+    ],
+)
+def test_config_rejects_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        grpo.GRPOConfig(**kwargs)
