@@ -41,7 +41,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.tasks import Example, check_answer
+from course_lib.tasks import Example, addition_trace, check_answer
+from course_lib.tokenizer import BOS, EOS, PAD, CharTokenizer, default_tokenizer
+from course_lib.train import IGNORE, Batch, train
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
@@ -816,21 +818,177 @@ def needs_carry(prompt: str) -> bool:
     return careless_addition_trace(terms)[1] != str(sum(terms))
 
 
-def careless_corpus(examples: Sequence, careful_fraction: float, seed: int = 0) -> list:
-    """Rewrite addition examples so only ``careful_fraction`` of them carry correctly.
+STUDENTS: tuple[str, ...] = ("careful", "careless", "lazy", "plain")
 
-    The rest get the careless trace and the careless (wrong, when a carry was needed) answer. A
-    model pre-trained on this corpus imitates both students: a base policy that sometimes does
-    the right thing, which is what R1-Zero's RL starts from (a base model, not a blank one).
+
+def student_text(ex: Example, student: str) -> str:
+    """How one kind of student writes the solution to an addition problem (the text after the prompt).
+
+    - ``careful``: ``<think>7+5=12;4+8+1=13</think><answer>132</answer>`` (the course's target);
+    - ``careless``: the same format, every carry forgotten: ``…4+8=12</think><answer>122</answer>``;
+    - ``lazy``: no reasoning, an answer tag and a careless guess, never closed: ``<answer>122``;
+    - ``plain``: no tags at all: ``7+5=12;4+8+1=13 so 132``.
     """
-    if not 0.0 <= careful_fraction <= 1.0:
-        raise ValueError(f"careful_fraction={careful_fraction} must be in [0, 1].")
-    rng = random.Random(f"careless-{seed}")
-    out = []
-    for ex in examples:
-        if "*" in ex.prompt or rng.random() < careful_fraction:
-            out.append(ex)
-            continue
-        trace, answer = careless_addition_trace([int(t) for t in ex.prompt.rstrip("=").split("+")])
-        out.append(Example(ex.prompt, trace, answer, ex.domain))
-    return out
+    terms = [int(t) for t in ex.prompt.rstrip("=").split("+")]
+    if student == "careful":
+        trace, answer = addition_trace(terms)
+        return f"{THINK_OPEN}{trace}{THINK_CLOSE}{ANSWER_OPEN}{answer}{ANSWER_CLOSE}"
+    trace, answer = careless_addition_trace(terms)
+    if student == "careless":
+        return f"{THINK_OPEN}{trace}{THINK_CLOSE}{ANSWER_OPEN}{answer}{ANSWER_CLOSE}"
+    if student == "lazy":
+        return f"{ANSWER_OPEN}{answer}"
+    if student == "plain":
+        trace, answer = addition_trace(terms)
+        return f"{trace} so {answer}"
+    raise ValueError(f"student={student!r}; use one of {STUDENTS}.")
+
+
+def base_corpus(
+    examples: Sequence[Example], mix: dict[str, float], seed: int = 0
+) -> list[tuple[str, str]]:
+    """A pre-training corpus of (prompt, text) pairs written by a mix of students.
+
+    ``mix`` gives each student's share, e.g. ``{"careful": 0.3, "careless": 0.5, "lazy": 0.1,
+    "plain": 0.1}``. A model pre-trained on it imitates all of them: the base policy R1-Zero-style
+    RL starts from (DeepSeek-V3-Base had read careful and careless text alike).
+    Only additions (``"a+b="``) are supported.
+    """
+    unknown = [k for k in mix if k not in STUDENTS]
+    if unknown or not mix or min(mix.values()) < 0 or sum(mix.values()) <= 0:
+        raise ValueError(f"mix needs non-negative shares for students among {STUDENTS}, got {mix}.")
+    if any("+" not in ex.prompt or "*" in ex.prompt for ex in examples):
+        raise ValueError("base_corpus takes additions only: tasks.arithmetic(..., ops='+').")
+    rng = random.Random(f"base-corpus-{seed}")
+    names, weights = list(mix), list(mix.values())
+    return [(ex.prompt, student_text(ex, rng.choices(names, weights)[0])) for ex in examples]
+
+
+def text_batch(pairs: Sequence[tuple[str, str]], tokenizer) -> Batch:
+    """Right-padded ``<bos>prompt text<eos>`` rows for :func:`course_lib.train.train`; loss on the text only."""
+    rows = []
+    for prompt, text in pairs:
+        p = tokenizer.encode(prompt, add_bos=True)
+        rows.append((p + tokenizer.encode(text, add_eos=True), len(p)))
+    T = max(len(ids) for ids, _ in rows) - 1
+    x = torch.full((len(rows), T), tokenizer.pad_id, dtype=torch.long)
+    y = torch.full((len(rows), T), IGNORE, dtype=torch.long)
+    for i, (ids, n_prompt) in enumerate(rows):
+        seq = torch.tensor(ids)
+        x[i, : len(ids) - 1] = seq[:-1]
+        y[i, n_prompt - 1 : len(ids) - 1] = seq[n_prompt:]
+    return Batch(x, y)
+
+
+def pretrain_base(
+    model: nn.Module,
+    corpus: Sequence[tuple[str, str]],
+    tokenizer,
+    steps: int = 600,
+    batch_size: int = 32,
+    lr: float = 3e-3,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[dict]:
+    """Pre-train ``model`` on the corpus with :func:`course_lib.train.train` (next-token loss on the text)."""
+    if not corpus:
+        raise ValueError("the corpus is empty; build one with base_corpus(...).")
+    gen = torch.Generator().manual_seed(seed)
+
+    def batches(step: int) -> Batch:
+        idx = torch.randint(0, len(corpus), (batch_size,), generator=gen).tolist()
+        return text_batch([corpus[i] for i in idx], tokenizer)
+
+    return train(model, batches, steps, lr=lr, progress=progress, desc="pre-train base").rows
+
+
+# --------------------------------------------------------------------------------------------
+# 8. The road to scale: the same model and rewards in Hugging Face transformers and TRL.
+# --------------------------------------------------------------------------------------------
+
+
+def hf_tokenizer(tokenizer: CharTokenizer | None = None):
+    """Our character tokenizer as a ``transformers`` fast tokenizer, built locally (no download).
+
+    Same ids as ours; ``<bos>`` is prepended to every encoded text; ``<pad> <bos> <eos>`` are
+    special tokens (TRL drops them when decoding completions) while the four format tags are
+    ordinary single tokens, so decoded completions keep them for the format reward.
+    """
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    tok = tokenizer or default_tokenizer()
+    core = Tokenizer(models.WordLevel(vocab=dict(tok.stoi), unk_token=PAD))
+    core.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")  # one char each
+    core.decoder = decoders.Fuse()
+    core.add_special_tokens(
+        [AddedToken(t, special=True, normalized=False) for t in (PAD, BOS, EOS)]
+    )
+    core.add_tokens([AddedToken(t, special=False, normalized=False) for t in FORMAT_TAGS])
+    core.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", special_tokens=[(BOS, tok.bos_id)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, bos_token=BOS, eos_token=EOS, pad_token=PAD
+    )
+
+
+def to_llama(model: nn.Module):
+    """Copy a dense MHA/GQA/MQA TinySeek into a ``transformers`` ``LlamaForCausalLM``.
+
+    TinySeek's dense block *is* the Llama block (pre-norm RMSNorm, RoPE in the rotate-half layout,
+    SwiGLU, no biases, tied embeddings), so the weights map one to one and the logits agree.
+    MLA and MoE have no Llama counterpart: use ``transformers``' DeepSeek-V3 classes for those.
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    c = model.config
+    if (
+        c.attention == "mla"
+        or c.ffn != "dense"
+        or (c.head_dim not in (None, c.d_model // c.n_heads))
+    ):
+        raise ValueError(
+            "to_llama copies dense TinySeeks with MHA/GQA/MQA and head_dim = d_model // n_heads; "
+            f"got attention={c.attention!r}, ffn={c.ffn!r}, head_dim={c.head_dim}."
+        )
+    tok = default_tokenizer()
+    cfg = LlamaConfig(
+        vocab_size=c.vocab_size,
+        hidden_size=c.d_model,
+        intermediate_size=c.d_ff,
+        num_hidden_layers=c.n_layers,
+        num_attention_heads=c.n_heads,
+        num_key_value_heads=c.n_kv_heads,
+        head_dim=c.d_model // c.n_heads,
+        max_position_embeddings=c.max_seq_len,
+        rms_norm_eps=c.norm_eps,
+        rope_theta=c.rope_theta,
+        tie_word_embeddings=True,
+        attention_bias=False,
+        mlp_bias=False,
+        hidden_act="silu",
+        bos_token_id=tok.bos_id,
+        eos_token_id=tok.eos_id,
+        pad_token_id=tok.pad_id,
+    )
+    hf = LlamaForCausalLM(cfg)
+    state = {
+        "model.embed_tokens.weight": model.embed.weight,
+        "model.norm.weight": model.norm.weight,
+    }
+    for i, block in enumerate(model.blocks):
+        pre = f"model.layers.{i}."
+        state[pre + "input_layernorm.weight"] = block.attn_norm.weight
+        state[pre + "post_attention_layernorm.weight"] = block.ffn_norm.weight
+        for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            state[pre + f"self_attn.{name}.weight"] = getattr(block.attn, name).weight
+        for name in ("gate_proj", "up_proj", "down_proj"):
+            state[pre + f"mlp.{name}.weight"] = getattr(block.ffn, name).weight
+    missing, unexpected = hf.load_state_dict(
+        {k: v.detach().clone() for k, v in state.items()}, strict=False
+    )
+    if unexpected or set(missing) - {"lm_head.weight"}:
+        raise RuntimeError(f"weight mapping is off: missing {missing}, unexpected {unexpected}.")
+    hf.tie_weights()
+    return hf

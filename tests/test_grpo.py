@@ -340,15 +340,55 @@ def test_needs_carry_matches_the_careful_trace():
         )
 
 
-def test_careless_corpus_mixes_the_two_students():
-    exs = [e for e in tasks.arithmetic(600, seed=5, digits=2) if grpo.needs_carry(e.prompt)]
-    corpus = grpo.careless_corpus(exs, careful_fraction=0.25, seed=0)
-    right = sum(c.answer == e.answer for c, e in zip(corpus, exs)) / len(exs)
-    assert 0.18 < right < 0.32
-    assert all(c.prompt == e.prompt for c, e in zip(corpus, exs))
-    assert grpo.careless_corpus(exs, 1.0) == exs
-    with pytest.raises(ValueError, match="careful_fraction"):
-        grpo.careless_corpus(exs, 1.5)
+def test_students_by_hand():
+    ex = tasks.Example("47+85=", "", "132", "arithmetic")
+    assert grpo.student_text(ex, "careful") == "<think>7+5=12;4+8+1=13</think><answer>132</answer>"
+    assert grpo.student_text(ex, "careless") == "<think>7+5=12;4+8=12</think><answer>122</answer>"
+    assert grpo.student_text(ex, "lazy") == "<answer>122"
+    assert grpo.student_text(ex, "plain") == "7+5=12;4+8+1=13 so 132"
+    rewards = {
+        s: (
+            grpo.accuracy_reward(ex.prompt, grpo.student_text(ex, s), ex.answer),
+            grpo.strict_format_reward(ex.prompt, grpo.student_text(ex, s)),
+            grpo.naive_format_reward(ex.prompt, grpo.student_text(ex, s)),
+        )
+        for s in grpo.STUDENTS
+    }
+    assert rewards == {
+        "careful": (1, 1, 1),
+        "careless": (0, 1, 1),
+        "lazy": (0, 0, 1),
+        "plain": (0, 0, 0),
+    }
+    with pytest.raises(ValueError, match="student"):
+        grpo.student_text(ex, "sloppy")
+
+
+def test_base_corpus_follows_the_mix_and_trains():
+    exs = tasks.arithmetic(800, seed=5, digits=2)
+    corpus = grpo.base_corpus(exs, {"careful": 0.25, "lazy": 0.75}, seed=0)
+    assert [p for p, _ in corpus] == [e.prompt for e in exs]
+    lazy = sum(t.startswith("<answer>") and "</answer>" not in t for _, t in corpus) / len(corpus)
+    assert 0.7 < lazy < 0.8
+    assert grpo.base_corpus(exs, {"careful": 1.0}) == [
+        (e.prompt, grpo.student_text(e, "careful")) for e in exs
+    ]
+    for bad in ({"sloppy": 1.0}, {}, {"careful": -1.0}):
+        with pytest.raises(ValueError, match="mix"):
+            grpo.base_corpus(exs, bad)
+    with pytest.raises(ValueError, match="additions"):
+        grpo.base_corpus(tasks.arithmetic(3, seed=0, ops="*"), {"careful": 1.0})
+    batch = grpo.text_batch(corpus[:2], default_tokenizer())
+    tok = default_tokenizer()
+    row = [t for t in batch.y[0].tolist() if t != -100]
+    assert (
+        tok.decode(row) == corpus[0][1] + "<eos>"
+    )  # the loss covers the text and eos, not the prompt
+    model = _tiny_model()
+    rows = grpo.pretrain_base(
+        model, corpus[:64], tok, steps=30, batch_size=16, lr=3e-3, progress=False
+    )
+    assert rows[-1]["loss"] < rows[0]["loss"] - 0.5
 
 
 # ---------------------------------------------------------------------------------------------
@@ -467,3 +507,33 @@ def test_trainer_evaluates_and_calls_back():
 def test_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
         grpo.GRPOConfig(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# The road to scale: the same tokenizer and model in transformers (reference test).
+# ---------------------------------------------------------------------------------------------
+
+
+def test_hf_tokenizer_matches_ours_and_keeps_the_tags_when_decoding():
+    ours = default_tokenizer()
+    hf = grpo.hf_tokenizer()
+    text = "47+85=<think>7+5=12;4+8+1=13</think><answer>132</answer> so x"
+    assert hf(text).input_ids == ours.encode(text, add_bos=True)
+    ids = ours.encode(text, add_eos=True) + [ours.pad_id]
+    assert hf.decode(ids, skip_special_tokens=True) == text  # TRL decodes this way
+    assert len(hf) == ours.vocab_size and hf.pad_token_id == ours.pad_id
+
+
+def test_to_llama_gives_the_same_logits():
+    torch.manual_seed(0)
+    model = TinySeek(
+        TinySeekConfig(d_model=32, n_layers=2, n_heads=4, attention="gqa", n_kv_heads=2, d_ff=48)
+    )
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)  # far from init, so a wrong mapping shows
+    hf = grpo.to_llama(model)
+    x = torch.randint(0, model.config.vocab_size, (2, 17))
+    torch.testing.assert_close(hf(x).logits, model(x), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="dense"):
+        grpo.to_llama(TinySeek(TinySeekConfig(d_model=32, n_heads=4, ffn="moe")))
