@@ -70,6 +70,8 @@ class LiveCurves:
         )
         self.title = title
         self.output = W.Output()
+        self.figure = None  # the latest figure drawn
+        self.draws = 0
 
     def __call__(self, trainer, metrics: Mapping) -> None:
         step = metrics.get("step", 0)
@@ -78,6 +80,64 @@ class LiveCurves:
         fig = plots.training_curves(
             trainer.history, self.panels, title=f"{self.title} (step {step})"
         )
+        self.figure, self.draws = fig, self.draws + 1
         with self.output:
             self.output.clear_output(wait=True)
             display(fig)
+
+
+class ExperimentPanel:
+    """Sliders for G, β, ε and the learning rate, and a button that runs a short GRPO from the base.
+
+    ``make_trainer(config) -> GRPOTrainer`` builds a trainer on a fresh copy of the base model;
+    the panel fills a :class:`course_lib.grpo.GRPOConfig` from the sliders and trains ``steps``
+    steps, drawing the curves live. ``panel.run()`` does the same without a click (and returns
+    the trainer), for scripts and tests. Show it with ``display(panel.widget)``.
+    """
+
+    def __init__(self, make_trainer, base_config, steps: int = 30) -> None:
+        self.make_trainer = make_trainer
+        self.base_config = base_config
+        self.g = W.IntSlider(value=base_config.group_size, min=2, max=16, description="G")
+        self.beta = W.FloatLogSlider(
+            value=max(base_config.beta, 1e-3), base=10, min=-3, max=0, description="β"
+        )
+        self.beta_off = W.Checkbox(value=base_config.beta == 0, description="β = 0")
+        self.eps = W.FloatSlider(
+            value=base_config.epsilon, min=0.05, max=0.5, step=0.05, description="ε"
+        )
+        self.lr = W.FloatLogSlider(value=base_config.lr, base=10, min=-5, max=-2, description="lr")
+        self.steps = W.IntSlider(value=steps, min=5, max=200, step=5, description="steps")
+        self.button = W.Button(description="train", button_style="primary")
+        self.output = W.Output()
+        self.button.on_click(lambda _: self.run())
+        controls = W.VBox(
+            [
+                W.HBox([self.g, self.eps]),
+                W.HBox([self.beta, self.beta_off]),
+                W.HBox([self.lr, self.steps]),
+                self.button,
+            ]
+        )
+        self.widget = W.VBox([controls, self.output])
+
+    def config(self):
+        """The GRPOConfig the sliders describe."""
+        from dataclasses import replace
+
+        return replace(
+            self.base_config,
+            group_size=self.g.value,
+            beta=0.0 if self.beta_off.value else self.beta.value,
+            epsilon=self.eps.value,
+            lr=self.lr.value,
+        )
+
+    def run(self):
+        trainer = self.make_trainer(self.config())
+        live = LiveCurves(every=max(1, self.steps.value // 6), title="your run")
+        self.output.clear_output()
+        with self.output:
+            display(live.output)
+        trainer.train(self.steps.value, callback=live, progress=False)
+        return trainer
