@@ -18,14 +18,19 @@ token-level loss (arXiv 2503.14476). The pieces, in the order a training step us
    (``1/|o_i|`` then mean over outputs), Dr. GRPO's constant normaliser (``max_new_tokens``)
    and DAPO's token-level mean over the whole batch.
 5. **Rollouts and the trainer**: G sampled completions per prompt from the current policy
-   (temperature), their log-probabilities under the sampling policy kept, several optimisation
-   steps per batch of rollouts (so the ratio moves away from 1 and the clip matters).
+   (temperature, TinySeek's batched KV-cache generation), their log-probabilities under the
+   sampling policy kept, several optimisation steps per batch of rollouts (so the ratio moves
+   away from 1 and the clip matters), metrics per step and a live-plot callback.
+6. **A base model to start from**: a pre-training corpus written by careful, careless, lazy and
+   plain "students", so the base policy sometimes does the right thing (as V3-Base did for R1-Zero).
+7. **The road to scale**: our tokenizer and a dense TinySeek converted to ``transformers``
+   (``LlamaForCausalLM``), so the same reward functions can drive TRL's ``GRPOTrainer``.
 
 What is simplified, plainly: one process and one device; the "old" policy's log-probabilities are
 recomputed with a teacher-forced forward pass right after sampling (as TRL does) rather than taken
 from the sampler's own arithmetic; ``std`` is the unbiased sample standard deviation, as in TRL's
-``GRPOTrainer`` (the paper does not say which); the reference model stays frozen for the whole run
-(the R1 paper's multi-stage pipeline refreshes it between stages).
+``GRPOTrainer`` (the paper does not say which); the reference model stays frozen for the whole
+run; the learning rate is constant; rewards are outcome rewards only (no process supervision).
 """
 
 from __future__ import annotations
@@ -42,11 +47,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.tasks import Example, addition_trace, check_answer
-from course_lib.tokenizer import BOS, EOS, PAD, CharTokenizer, default_tokenizer
+from course_lib.tokenizer import (
+    ANSWER,
+    ANSWER_END,
+    BOS,
+    EOS,
+    PAD,
+    THINK,
+    THINK_END,
+    CharTokenizer,
+    default_tokenizer,
+)
 from course_lib.train import IGNORE, Batch, train
 
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+THINK_OPEN, THINK_CLOSE = THINK, THINK_END
+ANSWER_OPEN, ANSWER_CLOSE = ANSWER, ANSWER_END
 FORMAT_TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
 
 RewardFn = Callable[[str, str, str], float]
