@@ -3,10 +3,10 @@
 - :func:`clip_explorer`: sliders for ε and the advantage over the clipped surrogate.
 - :func:`group_explorer`: how many of G completions were right -> the advantages each one gets,
   GRPO (÷ std) vs Dr. GRPO (no std).
-- :class:`LiveCurves`: a training callback that redraws the curves in an ``Output`` every few steps.
+- :class:`LiveCurves`: a training callback that redraws the curves in place every few steps.
 
-Built with ``ipywidgets.interactive`` and ``Output`` (no ``go.FigureWidget``), so they render in
-JupyterLab, Colab and VS Code. Nothing is displayed on import.
+Built with ``ipywidgets.interactive``, ``Output`` and IPython display handles (no
+``go.FigureWidget``), so they render in JupyterLab, Colab and VS Code. Nothing is displayed on import.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import ipywidgets as W
 from IPython.display import display
 
 from course_lib.plots import grpo as plots
+from course_lib.runtime import in_notebook_kernel
 
 
 def clip_explorer(epsilon: float = 0.2, advantage: float = 1.0) -> W.Widget:
@@ -51,10 +52,12 @@ def group_explorer(group_size: int = 8, n_correct: int = 2) -> W.Widget:
 
 
 class LiveCurves:
-    """A training callback: every ``every`` steps, redraw the curves (and the latest samples).
+    """A training callback: every ``every`` steps, redraw the training curves in place.
 
-    Use ``live = LiveCurves(); display(live.output); trainer.train(steps, callback=live)``.
-    After training, show ``plots.training_curves(trainer.history)`` once more as a static figure.
+    Use ``trainer.train(steps, callback=LiveCurves())``: the first draw displays the figure, later
+    draws update that same display (an IPython display handle, which JupyterLab, Colab, VS Code and
+    nbclient all support). After training, show ``plots.training_curves(trainer.history)`` once
+    more as a static figure. Outside a notebook kernel it only keeps ``figure`` up to date.
     """
 
     def __init__(
@@ -69,9 +72,9 @@ class LiveCurves:
             else ("reward_mean", "accuracy", "kl", "clip_fraction", "length", "format")
         )
         self.title = title
-        self.output = W.Output()
         self.figure = None  # the latest figure drawn
         self.draws = 0
+        self._handle = None
 
     def __call__(self, trainer, metrics: Mapping) -> None:
         step = metrics.get("step", 0)
@@ -81,9 +84,12 @@ class LiveCurves:
             trainer.history, self.panels, title=f"{self.title} (step {step})"
         )
         self.figure, self.draws = fig, self.draws + 1
-        with self.output:
-            self.output.clear_output(wait=True)
-            display(fig)
+        if not in_notebook_kernel():
+            return
+        if self._handle is None:
+            self._handle = display(fig, display_id=True)
+        else:
+            self._handle.update(fig)
 
 
 class ExperimentPanel:
@@ -138,6 +144,5 @@ class ExperimentPanel:
         live = LiveCurves(every=max(1, self.steps.value // 6), title="your run")
         self.output.clear_output()
         with self.output:
-            display(live.output)
-        trainer.train(self.steps.value, callback=live, progress=False)
+            trainer.train(self.steps.value, callback=live, progress=False)
         return trainer
