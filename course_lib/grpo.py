@@ -26,6 +26,9 @@ token-level loss (arXiv 2503.14476). The pieces, in the order a training step us
 7. **The road to scale**: our tokenizer and a dense TinySeek converted to ``transformers``
    (``LlamaForCausalLM``), so the same reward functions can drive TRL's ``GRPOTrainer``.
 
+The loss is tested against a hand-worked two-completion group and against TRL's ``GRPOTrainer``
+loss (``loss_type`` "grpo", "dr_grpo", "dapo"; value and gradient) in ``tests/test_grpo.py``.
+
 What is simplified, plainly: one process and one device; the "old" policy's log-probabilities are
 recomputed with a teacher-forced forward pass right after sampling (as TRL does) rather than taken
 from the sampler's own arithmetic; ``std`` is the unbiased sample standard deviation, as in TRL's

@@ -547,3 +547,69 @@ def test_to_llama_gives_the_same_logits():
     torch.testing.assert_close(hf(x).logits, model(x), atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="dense"):
         grpo.to_llama(TinySeek(TinySeekConfig(d_model=32, n_heads=4, ffn="moe")))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference test: the same numbers as TRL's GRPOTrainer loss (its _compute_loss, model stubbed out).
+# ---------------------------------------------------------------------------------------------
+
+
+class _FakeAccelerator:
+    num_processes = 1
+    sync_gradients = True
+
+    def gather(self, x):
+        return x
+
+    def gather_for_metrics(self, x):
+        return x
+
+    def reduce(self, x, reduction="sum"):
+        return x
+
+
+def _trl_loss(logp, old, ref, adv, mask, beta, eps, loss_type, max_len):
+    """TRL 1.16's GRPOTrainer._compute_loss on given log-probs (the model call is stubbed)."""
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    trl = pytest.importorskip("trl", minversion="1.16")
+    n, t = logp.shape
+    stub = SimpleNamespace(
+        _get_per_token_logps_and_entropies=lambda *a, **k: (logp, torch.zeros_like(logp), None),
+        top_entropy_quantile=1.0, off_policy_mask_threshold=None, importance_sampling_level="token",
+        beta=beta, loss_type=loss_type, epsilon_low=eps, epsilon_high=eps, use_vllm=False,
+        vllm_importance_sampling_correction=False, model=SimpleNamespace(training=False),
+        current_gradient_accumulation_steps=1, max_completion_length=max_len, _entropy_bonus_enabled=False,
+        aux_loss_enabled=False, accelerator=_FakeAccelerator(),
+        _metrics={"train": defaultdict(list), "eval": defaultdict(list)},
+        args=SimpleNamespace(use_bias_correction_kl=False, delta=None, steps_per_generation=1),
+    )  # fmt: skip
+    inputs = {
+        "prompt_ids": torch.zeros(n, 1, dtype=torch.long), "prompt_mask": torch.ones(n, 1, dtype=torch.long),
+        "completion_ids": torch.zeros(n, t, dtype=torch.long), "completion_mask": mask, "advantages": adv,
+        "old_per_token_logps": old, "ref_per_token_logps": ref, "num_items_in_batch": mask.sum(),
+    }  # fmt: skip
+    return trl.GRPOTrainer._compute_loss(stub, None, inputs)
+
+
+@pytest.mark.parametrize("aggregation", grpo.AGGREGATIONS)
+def test_loss_matches_trl(aggregation):
+    g = torch.Generator().manual_seed(0)
+    base = -torch.rand(6, 5, generator=g, dtype=torch.float64)
+    old = base + 0.3 * torch.randn(
+        6, 5, generator=g, dtype=torch.float64
+    )  # ratios on both sides of the clip
+    ref = base + 0.5 * torch.randn(6, 5, generator=g, dtype=torch.float64)
+    mask = (torch.rand(6, 5, generator=g) > 0.3).long()
+    mask[:, 0] = 1
+    adv = torch.randn(6, generator=g, dtype=torch.float64)
+    ours_lp, trl_lp = base.clone().requires_grad_(), base.clone().requires_grad_()
+    ours = grpo.grpo_loss(
+        ours_lp, old, adv, mask, ref, beta=0.04, epsilon=0.2, aggregation=aggregation, max_tokens=5
+    )
+    theirs = _trl_loss(trl_lp, old, ref, adv, mask, 0.04, 0.2, aggregation, 5)
+    torch.testing.assert_close(ours.loss, theirs)
+    ours.loss.backward()
+    theirs.backward()
+    torch.testing.assert_close(ours_lp.grad, trl_lp.grad)
