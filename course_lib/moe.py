@@ -1,0 +1,369 @@
+"""DeepSeekMoE: fine-grained routed experts, shared experts, gates and load balancing.
+
+Follows DeepSeek-V2 §2.2 and DeepSeek-V3 §2.1.2 (DeepSeekMoE: Dai et al., arXiv 2401.06066), and
+the gate of deepseek-ai/DeepSeek-V3 ``inference/model.py`` / transformers' ``DeepseekV3TopkRouter``:
+
+* The FFN of a layer is ``shared(x) + sum_{i in top-k} g_i * expert_i(x)``: ``n_shared`` experts
+  see every token, ``n_routed`` small ("fine-grained") experts are chosen per token.
+* Gates: ``"softmax"`` over all experts (V2 style) or ``"sigmoid"`` affinities (V3 style). The
+  weights of the chosen experts may be renormalised to sum to one (V3 always does; V2 did not, so
+  its weights sum to less than one) and are then multiplied by ``route_scale`` (2.5 in V3).
+* Group-limited routing: experts sit in ``n_groups`` groups; a group's score is the sum of its
+  top-2 expert scores; only the best ``topk_groups`` groups are eligible (V3's node-limited
+  routing; V2's device-limited routing is the same idea).
+* Balancing: ``"none"``; ``"aux_loss"``, the sequence-wise balance loss ``alpha * sum_i f_i P_i``
+  ([V3] eq. 17-20; V2's expert-level loss §2.2.3 is its batch-wise cousin); ``"aux_free"``, a
+  per-expert bias added to the scores ONLY to choose experts (the gate weights come from the
+  unbiased scores), moved by ``gamma`` after each step toward the under-loaded experts ([V3]
+  §2.1.2). V3 also keeps a tiny sequence-wise loss next to the bias (alpha = 1e-4):
+  ``complementary_alpha`` turns that on.
+
+Dispatch is vectorised: token-expert pairs are sorted by expert into an (E, capacity, d) buffer,
+every expert runs as one batched matmul, and results are scattered back. No token is ever dropped
+(capacity = the busiest expert's count), as in DeepSeek-V3 (§2.1.2, "No Token-Dropping").
+
+Simplified: no expert parallelism or communication, no device-level / communication balance
+losses of V2 §2.2.3, no capacity factor. Routing is computed in float32 like the reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BALANCE_MODES = ("none", "aux_loss", "aux_free")
+SCORE_FUNCS = ("softmax", "sigmoid")
+
+
+# --------------------------------------------------------------------------------------------
+# The gate, as pure functions (used by the modules, the tests and the exercises)
+# --------------------------------------------------------------------------------------------
+def gate_scores(logits: torch.Tensor, score_func: str = "sigmoid") -> torch.Tensor:
+    """Token-to-expert affinities from router logits (N, E): softmax over experts, or sigmoid."""
+    if score_func == "softmax":
+        return logits.float().softmax(dim=-1)
+    if score_func == "sigmoid":
+        return logits.float().sigmoid()
+    raise ValueError(f"score_func={score_func!r}; use 'softmax' (V2) or 'sigmoid' (V3).")
+
+
+def group_mask(scores_for_choice: torch.Tensor, n_groups: int, topk_groups: int) -> torch.Tensor:
+    """Boolean (N, E) mask of the experts inside each token's best ``topk_groups`` groups.
+
+    A group's score is the sum of its top-2 expert scores (the top-1 score for groups of one).
+    """
+    N, E = scores_for_choice.shape
+    per_group = scores_for_choice.view(N, n_groups, E // n_groups)  # (N, G, E/G)
+    top = per_group.topk(min(2, E // n_groups), dim=-1).values.sum(dim=-1)  # (N, G)
+    best = top.topk(topk_groups, dim=-1).indices  # (N, topk_groups)
+    keep = torch.zeros(N, n_groups, dtype=torch.bool, device=scores_for_choice.device)
+    keep.scatter_(1, best, True)
+    return keep[:, :, None].expand(N, n_groups, E // n_groups).reshape(N, E)
+
+
+def topk_route(
+    scores: torch.Tensor,
+    top_k: int,
+    bias: torch.Tensor | None = None,
+    n_groups: int = 1,
+    topk_groups: int = 1,
+    route_scale: float = 1.0,
+    normalize: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Choose ``top_k`` experts per token and their gate weights.
+
+    scores: (N, E) unbiased affinities. bias: (E,) added to the scores only to CHOOSE (groups and
+    experts); the weights are gathered from the unbiased ``scores``, renormalised over the chosen
+    experts when ``normalize`` and multiplied by ``route_scale``.
+    Returns (weights (N, k), indices (N, k)).
+    """
+    choice = scores if bias is None else scores + bias  # (N, E)
+    if n_groups > 1:
+        choice = choice.masked_fill(~group_mask(choice, n_groups, topk_groups), float("-inf"))
+    indices = choice.topk(top_k, dim=-1).indices  # (N, k)
+    weights = scores.gather(1, indices)  # (N, k), from the UNBIASED scores
+    if normalize:
+        weights = weights / (weights.sum(dim=-1, keepdim=True) + 1e-20)
+    return weights * route_scale, indices
+
+
+def update_bias(bias: torch.Tensor, counts: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Auxiliary-loss-free balancing step ([V3] §2.1.2): ``b_i += gamma * sign(mean load - load_i)``.
+
+    Overloaded experts (more tokens than the mean) go down by gamma, under-loaded ones go up.
+    Returns the new bias (the input is not changed).
+    """
+    counts = counts.to(bias.dtype)
+    return bias + gamma * torch.sign(counts.mean() - counts)
+
+
+def sequence_balance_loss(
+    scores: torch.Tensor, indices: torch.Tensor, n_experts: int, score_func: str = "sigmoid"
+) -> torch.Tensor:
+    """Sequence-wise balance loss ``sum_i f_i P_i`` averaged over sequences ([V3] eq. 17-20).
+
+    scores: (B, T, E) affinities; indices: (B, T, k) chosen experts.
+    ``f_i = E / (k T) * #tokens of the sequence routed to i`` and ``P_i`` = the mean over the
+    sequence of the affinities normalised to sum to one per token. Perfect balance gives 1.
+    Multiply by alpha yourself.
+    """
+    B, T, k = indices.shape
+    probs = scores if score_func == "softmax" else scores / scores.sum(dim=-1, keepdim=True)
+    hits = torch.zeros(B, n_experts, device=scores.device, dtype=scores.dtype)
+    hits.scatter_add_(
+        1, indices.reshape(B, T * k), torch.ones_like(indices.reshape(B, T * k), dtype=scores.dtype)
+    )
+    f = hits * n_experts / (k * T)  # (B, E)
+    P = probs.mean(dim=1)  # (B, E)
+    return (f * P).sum(dim=-1).mean()
+
+
+# --------------------------------------------------------------------------------------------
+# Routing statistics
+# --------------------------------------------------------------------------------------------
+def expert_counts(indices: torch.Tensor, n_experts: int) -> torch.Tensor:
+    """Tokens routed to each expert: (E,) from indices (..., k)."""
+    return torch.bincount(indices.reshape(-1), minlength=n_experts)
+
+
+def max_over_mean(counts: torch.Tensor) -> float:
+    """Max expert load divided by the mean load: 1.0 is perfect balance, E/k is total collapse."""
+    counts = counts.float()
+    return float(counts.max() / counts.mean().clamp_min(1e-12))
+
+
+def domain_expert_usage(
+    indices: torch.Tensor, domains: torch.Tensor, n_domains: int, n_experts: int
+) -> torch.Tensor:
+    """Share of each domain's routing decisions that go to each expert: (n_domains, E), rows sum to 1.
+
+    indices: (N, k) or (B, T, k); domains: (N,) or (B, T) integer domain id per token.
+    """
+    k = indices.shape[-1]
+    idx = indices.reshape(-1, k)
+    dom = domains.reshape(-1, 1).expand(-1, k)
+    usage = torch.zeros(n_domains * n_experts, dtype=torch.float32)
+    usage.index_add_(0, (dom * n_experts + idx).reshape(-1).cpu(), torch.ones(idx.numel()))
+    usage = usage.view(n_domains, n_experts)
+    return usage / usage.sum(dim=1, keepdim=True).clamp_min(1)
+
+
+@dataclass
+class RoutingInfo:
+    """What the router did in one forward pass (tensors detached)."""
+
+    indices: torch.Tensor  # (B, T, k) chosen experts
+    weights: torch.Tensor  # (B, T, k) gate weights
+    scores: torch.Tensor  # (B, T, E) unbiased affinities
+    counts: torch.Tensor  # (E,) tokens per expert
+
+    @property
+    def max_over_mean(self) -> float:
+        return max_over_mean(self.counts)
+
+
+# --------------------------------------------------------------------------------------------
+# Modules
+# --------------------------------------------------------------------------------------------
+class SwiGLU(nn.Module):
+    """``down(silu(gate(x)) * up(x))``: the FFN of Llama/Qwen/DeepSeek (Shazeer, arXiv 2002.05202)."""
+
+    def __init__(self, d_model: int, d_hidden: int):
+        super().__init__()
+        self.gate_proj = nn.Linear(d_model, d_hidden, bias=False)
+        self.up_proj = nn.Linear(d_model, d_hidden, bias=False)
+        self.down_proj = nn.Linear(d_hidden, d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Router(nn.Module):
+    """The gate: a linear map to one logit per expert, scores, optional groups, top-k.
+
+    ``bias`` is the auxiliary-loss-free balancing bias (transformers calls it
+    ``e_score_correction_bias``): a buffer, not trained by gradients.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_experts: int,
+        top_k: int,
+        score_func: str = "sigmoid",
+        n_groups: int = 1,
+        topk_groups: int = 1,
+        route_scale: float = 1.0,
+        normalize: bool = True,
+    ):
+        super().__init__()
+        if score_func not in SCORE_FUNCS:
+            raise ValueError(f"score_func={score_func!r}; use one of {SCORE_FUNCS}.")
+        if n_groups < 1 or n_experts % n_groups:
+            raise ValueError(
+                f"n_experts={n_experts} must split into n_groups={n_groups} equal groups."
+            )
+        if not 1 <= topk_groups <= n_groups:
+            raise ValueError(
+                f"topk_groups={topk_groups} must be between 1 and n_groups={n_groups}."
+            )
+        if not 1 <= top_k <= topk_groups * (n_experts // n_groups):
+            raise ValueError(
+                f"top_k={top_k} must be between 1 and the experts in the eligible groups "
+                f"({topk_groups * (n_experts // n_groups)}); lower top_k or raise topk_groups."
+            )
+        self.n_experts, self.top_k, self.score_func = n_experts, top_k, score_func
+        self.n_groups, self.topk_groups = n_groups, topk_groups
+        self.route_scale, self.normalize = route_scale, normalize
+        self.weight = nn.Parameter(torch.empty(n_experts, d_model))
+        nn.init.normal_(self.weight, std=d_model**-0.5)
+        self.register_buffer("bias", torch.zeros(n_experts))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x: (N, d) -> weights (N, k), indices (N, k), scores (N, E)."""
+        logits = F.linear(x.float(), self.weight.float())  # (N, E)
+        scores = gate_scores(logits, self.score_func)
+        weights, indices = topk_route(
+            scores, self.top_k, self.bias, self.n_groups, self.topk_groups,
+            self.route_scale, self.normalize,
+        )  # fmt: skip
+        return weights.to(x.dtype), indices, scores
+
+
+class RoutedExperts(nn.Module):
+    """``n_experts`` SwiGLU experts stored as stacked weights so they run as batched matmuls."""
+
+    def __init__(self, n_experts: int, d_model: int, d_hidden: int):
+        super().__init__()
+        self.n_experts, self.d_model, self.d_hidden = n_experts, d_model, d_hidden
+        self.w_gate = nn.Parameter(torch.empty(n_experts, d_model, d_hidden))  # (E, d, h)
+        self.w_up = nn.Parameter(torch.empty(n_experts, d_model, d_hidden))  # (E, d, h)
+        self.w_down = nn.Parameter(torch.empty(n_experts, d_hidden, d_model))  # (E, h, d)
+        for w, fan_in in ((self.w_gate, d_model), (self.w_up, d_model), (self.w_down, d_hidden)):
+            nn.init.uniform_(w, -(fan_in**-0.5), fan_in**-0.5)  # like nn.Linear's default
+
+    def expert(self, e: int, x: torch.Tensor) -> torch.Tensor:
+        """Expert ``e`` on x (..., d) -> (..., d). Used by the naive reference loop."""
+        return (F.silu(x @ self.w_gate[e]) * (x @ self.w_up[e])) @ self.w_down[e]
+
+    def forward(
+        self, x: torch.Tensor, weights: torch.Tensor, indices: torch.Tensor
+    ) -> torch.Tensor:
+        """x: (N, d); weights, indices: (N, k). Returns sum_j weights[:, j] * expert_{indices[:, j]}(x)."""
+        N, k = indices.shape
+        E = self.n_experts
+        flat_e = indices.reshape(-1)  # (N*k,) expert of each token-expert pair
+        order = torch.argsort(flat_e, stable=True)  # pairs grouped by expert
+        e_sorted = flat_e[order]  # (N*k,)
+        tok_sorted = order // k  # (N*k,) which token each pair came from
+        counts = torch.bincount(flat_e, minlength=E)  # (E,)
+        starts = torch.cumsum(counts, 0) - counts  # (E,) first slot of each expert
+        slot = torch.arange(N * k, device=x.device) - starts[e_sorted]  # (N*k,) slot in its bucket
+        capacity = int(counts.max()) if N else 0
+        buf = x.new_zeros(E, capacity, self.d_model)  # (E, C, d)
+        buf[e_sorted, slot] = x[tok_sorted]
+        h = F.silu(torch.bmm(buf, self.w_gate)) * torch.bmm(buf, self.w_up)  # (E, C, h)
+        out = torch.bmm(h, self.w_down)  # (E, C, d)
+        pair_out = out[e_sorted, slot] * weights.reshape(-1)[order, None]  # (N*k, d)
+        return x.new_zeros(N, self.d_model).index_add_(0, tok_sorted, pair_out)
+
+
+class DeepSeekMoE(nn.Module):
+    """The DeepSeekMoE feed-forward: shared experts + top-k of fine-grained routed experts.
+
+    After ``forward``: ``last_routing`` (a :class:`RoutingInfo`) and ``aux_loss`` (already
+    multiplied by alpha; zero without a balance loss). In training mode the tokens per expert are
+    accumulated until :meth:`update_bias` (call it after each optimizer step) uses them.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_expert: int,
+        n_routed: int = 8,
+        n_shared: int = 1,
+        top_k: int = 2,
+        score_func: str = "sigmoid",
+        n_groups: int = 1,
+        topk_groups: int = 1,
+        route_scale: float = 1.0,
+        normalize: bool = True,
+        balance: str = "none",
+        aux_alpha: float = 0.01,
+        bias_gamma: float = 0.001,
+        complementary_alpha: float = 0.0,
+    ):
+        super().__init__()
+        if balance not in BALANCE_MODES:
+            raise ValueError(f"balance={balance!r}; use one of {BALANCE_MODES}.")
+        if n_shared < 0 or n_routed < 1:
+            raise ValueError("need n_routed >= 1 and n_shared >= 0 experts.")
+        self.n_routed, self.n_shared, self.top_k = n_routed, n_shared, top_k
+        self.balance, self.aux_alpha, self.bias_gamma = balance, aux_alpha, bias_gamma
+        self.complementary_alpha = complementary_alpha
+        self.router = Router(
+            d_model, n_routed, top_k, score_func, n_groups, topk_groups, route_scale, normalize
+        )
+        self.experts = RoutedExperts(n_routed, d_model, d_expert)
+        self.shared = SwiGLU(d_model, d_expert * n_shared) if n_shared else None
+        self.register_buffer("step_counts", torch.zeros(n_routed), persistent=False)
+        self.last_routing: RoutingInfo | None = None
+        self.aux_loss: torch.Tensor = torch.zeros(())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, d) -> (B, T, d)."""
+        B, T, d = x.shape
+        flat = x.reshape(B * T, d)  # (N, d)
+        weights, indices, scores = self.router(flat)  # (N, k), (N, k), (N, E)
+        y = self.experts(flat, weights, indices)  # (N, d)
+        if self.shared is not None:
+            y = y + self.shared(flat)
+        counts = expert_counts(indices, self.n_routed)
+        alpha = {"aux_loss": self.aux_alpha, "aux_free": self.complementary_alpha}.get(
+            self.balance, 0.0
+        )
+        if alpha > 0:
+            self.aux_loss = alpha * sequence_balance_loss(
+                scores.view(B, T, -1), indices.view(B, T, -1), self.n_routed, self.router.score_func
+            )
+        else:
+            self.aux_loss = torch.zeros((), device=x.device)
+        if self.training:
+            self.step_counts += counts.to(self.step_counts.dtype)
+        self.last_routing = RoutingInfo(
+            indices.view(B, T, -1).detach(), weights.view(B, T, -1).detach(),
+            scores.view(B, T, -1).detach(), counts.detach(),
+        )  # fmt: skip
+        return y.view(B, T, d)
+
+    @torch.no_grad()
+    def update_bias(self) -> None:
+        """Auxiliary-loss-free step: move the bias by gamma using the loads since the last call."""
+        if self.balance == "aux_free" and self.step_counts.sum() > 0:
+            self.router.bias.copy_(update_bias(self.router.bias, self.step_counts, self.bias_gamma))
+        self.step_counts.zero_()
+
+    def num_parameters(self, active_only: bool = False) -> int:
+        """Parameters of this layer; ``active_only`` counts the shared, the router and k routed experts."""
+        total = sum(p.numel() for p in self.parameters())
+        if not active_only:
+            return total
+        per_expert = self.experts.w_gate[0].numel() * 3
+        return total - (self.n_routed - self.top_k) * per_expert
+
+
+def naive_moe_loop(moe: DeepSeekMoE, x: torch.Tensor) -> torch.Tensor:
+    """The reference the vectorised dispatch is tested against: one token at a time, in Python."""
+    B, T, d = x.shape
+    flat = x.reshape(B * T, d)
+    weights, indices, _ = moe.router(flat)
+    out = torch.zeros_like(flat)
+    for t in range(flat.shape[0]):
+        for j in range(indices.shape[1]):
+            out[t] += weights[t, j] * moe.experts.expert(int(indices[t, j]), flat[t])
+        if moe.shared is not None:
+            out[t] += moe.shared(flat[t])
+    return out.view(B, T, d)

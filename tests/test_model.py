@@ -1,0 +1,119 @@
+import pytest
+import torch
+
+from course_lib.model import TinySeek, TinySeekConfig, sample_next
+from course_lib.tokenizer import default_tokenizer
+
+
+def tiny(**kw):
+    base = dict(
+        d_model=32, n_layers=2, n_heads=4, d_ff=64, max_seq_len=64, d_expert=16, n_routed_experts=4
+    )
+    return TinySeekConfig(**(base | kw))
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(), dict(attention="gqa", n_kv_heads=2), dict(attention="mqa"), dict(ffn="moe"),
+     dict(ffn="moe", score_func="softmax", first_k_dense=1)],
+)  # fmt: skip
+def test_forward_shapes_and_causality(kw):
+    torch.manual_seed(0)
+    m = TinySeek(tiny(**kw)).eval()
+    idx = torch.randint(0, m.config.vocab_size, (2, 10))
+    logits = m(idx)
+    assert logits.shape == (2, 10, default_tokenizer().vocab_size)
+    idx2 = idx.clone()
+    idx2[:, 7:] = (idx2[:, 7:] + 1) % m.config.vocab_size
+    torch.testing.assert_close(m(idx2)[:, :7], logits[:, :7])
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(attention="gqa", n_kv_heads=2), dict(ffn="moe")])
+def test_cached_generation_equals_uncached_full_forward(kw):
+    torch.manual_seed(0)
+    m = TinySeek(tiny(**kw)).eval()
+    prompt = torch.randint(0, m.config.vocab_size, (3, 5))
+    out = m.generate(prompt, 12, temperature=0)
+    assert out.shape == (3, 17) and torch.equal(out[:, :5], prompt)
+    # greedy decoding without a cache: full forward over the whole sequence every step
+    seq = prompt
+    for _ in range(12):
+        seq = torch.cat([seq, m(seq)[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(out, seq)
+    # the cached logits equal the full forward's logits at every position
+    logits, cache = m.forward_with_cache(out[:, :9])
+    steps = [logits]
+    for t in range(9, 17):
+        lg, cache = m.forward_with_cache(out[:, t : t + 1], cache)
+        steps.append(lg)
+    assert cache.length == 17 and cache.nbytes() > 0
+    torch.testing.assert_close(torch.cat(steps, 1), m(out), atol=1e-5, rtol=1e-5)
+
+
+def test_left_padded_prompts_generate_like_unpadded():
+    torch.manual_seed(0)
+    m = TinySeek(tiny()).eval()
+    a = torch.randint(3, 100, (1, 6))
+    b = torch.randint(3, 100, (1, 3))
+    padded = torch.cat([a, torch.cat([torch.zeros(1, 3, dtype=torch.long), b], 1)])
+    mask = padded != 0
+    mask[0] = True
+    out = m.generate(padded, 8, temperature=0, key_mask=mask)
+    assert torch.equal(out[0], m.generate(a, 8, temperature=0)[0])
+    assert torch.equal(out[1, 3:], m.generate(b, 8, temperature=0)[0])
+
+
+def test_sampling_seeded_eos_and_top_p():
+    torch.manual_seed(0)
+    m = TinySeek(tiny()).eval()
+    p = torch.randint(3, 100, (4, 3))
+    s1 = m.generate(p, 10, temperature=1.0, generator=torch.Generator().manual_seed(1))
+    s2 = m.generate(p, 10, temperature=1.0, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(s1, s2)
+    # eos: rows keep eos after finishing, generation stops when all are done
+    logits = torch.full((2, 5), -10.0)
+    logits[:, 2] = 10.0
+    assert sample_next(logits, 0).tolist() == [2, 2]
+    # top-p keeps the smallest set reaching p: with p=0.5 only the top token of [0.6, 0.3, 0.1]
+    lg = torch.log(torch.tensor([[0.6, 0.3, 0.1]])).expand(200, 3)
+    g = torch.Generator().manual_seed(0)
+    assert set(sample_next(lg, 1.0, top_p=0.5, generator=g).tolist()) == {0}
+    assert set(sample_next(lg, 1.0, top_p=0.8, generator=g).tolist()) == {0, 1}
+    assert set(sample_next(lg, 1.0, top_p=1.0, generator=g).tolist()) == {0, 1, 2}
+
+
+def test_eos_stops_generation():
+    torch.manual_seed(0)
+    m = TinySeek(tiny()).eval()
+    p = torch.randint(3, 100, (2, 3))
+    greedy = m.generate(p, 6, temperature=0)
+    eos = int(greedy[0, 4])  # pretend the 2nd generated token of row 0 is eos
+    out = m.generate(p, 6, temperature=0, eos_id=eos)
+    first = (out[0, 3:] == eos).nonzero()[0, 0]
+    assert (out[0, 3 + first :] == eos).all()
+
+
+def test_parameter_counts():
+    dense = TinySeek(tiny())
+    cfg = tiny(
+        ffn="moe", n_routed_experts=8, n_activated_experts=2, n_shared_experts=1, d_expert=16
+    )
+    moe = TinySeek(cfg)
+    per_expert = 3 * 32 * 16
+    assert moe.num_parameters() - moe.num_parameters(active_only=True) == 2 * 6 * per_expert
+    assert dense.num_parameters() == dense.num_parameters(active_only=True)
+    # tied embeddings are counted once
+    assert dense.num_parameters() == sum(p.numel() for p in dense.parameters())
+    assert dense.lm_head.weight is dense.embed.weight
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="gqa"):
+        TinySeekConfig(attention="mha", n_kv_heads=2)
+    with pytest.raises(ValueError, match="use one of"):
+        TinySeekConfig(ffn="sparse")
+    with pytest.raises(ValueError, match="MLA arrives|not available"):
+        TinySeek(tiny(attention="mla"))
+    m = TinySeek(tiny())
+    with pytest.raises(ValueError, match="max_seq_len"):
+        m(torch.zeros(1, 65, dtype=torch.long))
