@@ -33,7 +33,11 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100  # label value for positions that carry no loss (prompt and padding)
+from course_lib.tasks import Example, check_answer, format_target
+from course_lib.tokenizer import ANSWER, ANSWER_END, THINK, THINK_END
+from course_lib.train import IGNORE, History, lr_at
+
+IGNORE_INDEX = IGNORE  # label value for positions that carry no loss (prompt and padding)
 
 # --------------------------------------------------------------------------------------------
 # 1. Losses
@@ -185,9 +189,7 @@ def distillation_loss(
 # 2. Rejection sampling: keep only well-formed, correct traces
 # --------------------------------------------------------------------------------------------
 
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
-_TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
+_TAGS = (THINK, THINK_END, ANSWER, ANSWER_END)
 _FORMAT = re.compile(
     r"\A<think>(?P<think>.*?)</think><answer>(?P<answer>.*?)</answer>\Z", flags=re.DOTALL
 )
@@ -210,21 +212,10 @@ def format_ok(completion: str) -> bool:
 
 def answer_format_ok(completion: str) -> bool:
     """True when ``completion`` is exactly ``<answer>A</answer>`` (the answers-only format)."""
-    if not (completion.startswith(ANSWER_OPEN) and completion.endswith(ANSWER_CLOSE)):
+    if not (completion.startswith(ANSWER) and completion.endswith(ANSWER_END)):
         return False
-    inner = completion[len(ANSWER_OPEN) : -len(ANSWER_CLOSE)]
+    inner = completion[len(ANSWER) : -len(ANSWER_END)]
     return bool(inner.strip()) and not any(tag in inner for tag in _TAGS)
-
-
-def answer_of(completion: str) -> str | None:
-    """The text between the last ``<answer>`` and the following ``</answer>``, stripped; else None."""
-    start = completion.rfind(ANSWER_OPEN)
-    if start < 0:
-        return None
-    end = completion.find(ANSWER_CLOSE, start)
-    if end < 0:
-        return None
-    return completion[start + len(ANSWER_OPEN) : end].strip()
 
 
 @dataclass
@@ -285,12 +276,6 @@ class FilterReport:
         )
 
 
-def answer_matches(completion: str, answer: str) -> bool:
-    """Exact match of the completion's ``<answer>`` content with the reference (spaces stripped)."""
-    got = answer_of(completion)
-    return got is not None and got == answer.strip()
-
-
 def rejection_filter(
     prompts: Sequence[str],
     completions: Sequence[str],
@@ -299,8 +284,8 @@ def rejection_filter(
 ) -> FilterReport:
     """Judge each teacher completion: keep it only if its format is valid AND its answer is right.
 
-    ``check(completion, answer) -> bool`` decides correctness; by default the exact match of the
-    ``<answer>`` content (:func:`answer_matches`). Returns a :class:`FilterReport` whose
+    ``check(completion, answer) -> bool`` decides correctness; by default
+    :func:`course_lib.tasks.check_answer` (exact match of the last ``<answer>`` content). Returns a :class:`FilterReport` whose
     ``kept_fraction`` is the share that survives -- R1 reports keeping only correct samples for its
     reasoning SFT data ([R1] §2.3.3).
     """
@@ -309,7 +294,7 @@ def rejection_filter(
             f"got {len(prompts)} prompts, {len(completions)} completions and {len(answers)} "
             "answers; pass one completion and one reference answer per prompt."
         )
-    check = check or answer_matches
+    check = check or check_answer
     verdicts = [
         Verdict(p, c, a, format_ok=format_ok(c), answer_ok=bool(check(c, a)))
         for p, c, a in zip(prompts, completions, answers)
@@ -378,6 +363,50 @@ def build_sft_data(
         ids[i, : len(x)] = torch.tensor(x)
         labels[i, : len(y)] = torch.tensor(y)
     return SFTData(ids, labels, list(prompts), list(targets))
+
+
+def sft_data_from_examples(
+    tokenizer, examples: Sequence[Example], with_trace: bool = True, max_len: int | None = None
+) -> SFTData:
+    """Ground-truth targets (:func:`course_lib.tasks.format_target`) for a list of problems."""
+    return build_sft_data(
+        tokenizer,
+        [e.prompt for e in examples],
+        [format_target(e, with_trace) for e in examples],
+        max_len,
+    )
+
+
+def student_datasets(
+    report: FilterReport, tokenizer, max_len: int | None = None
+) -> dict[str, SFTData]:
+    """The training sets of the students, all built from one batch of teacher completions.
+
+    * ``"answers only"``: the kept prompts with ``<answer>A</answer>`` only (the teacher's verified
+      answers, i.e. the right ones) -- what fine-tuning on final answers would teach;
+    * ``"traces"``: the kept completions in full (rejection-sampled sequence-level distillation:
+      the R1 recipe);
+    * ``"unfiltered traces"``: every completion, right or wrong (no rejection sampling).
+    """
+    kept = report.kept
+    if not kept:
+        raise ValueError(
+            "the filter kept no completion, so there is nothing to train on; train the teacher "
+            "longer or sample at a lower temperature."
+        )
+    prompts = [v.prompt for v in kept]
+    return {
+        "answers only": build_sft_data(
+            tokenizer, prompts, [f"{ANSWER}{v.answer}{ANSWER_END}" for v in kept], max_len
+        ),
+        "traces": build_sft_data(tokenizer, prompts, [v.completion for v in kept], max_len),
+        "unfiltered traces": build_sft_data(
+            tokenizer,
+            [v.prompt for v in report.verdicts],
+            [v.completion for v in report.verdicts],
+            max_len,
+        ),
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -473,7 +502,7 @@ def evaluate(
     """
     if len(prompts) != len(answers) or not prompts:
         raise ValueError("pass the same, non-zero number of prompts and reference answers.")
-    check = check or answer_matches
+    check = check or check_answer
     comps = sample_completions(
         model, tokenizer, prompts, max_new_tokens, temperature=0.0, batch_size=batch_size
     )
@@ -512,14 +541,6 @@ def _logits(output) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class TrainLog:
-    """Loss per step of one training run."""
-
-    name: str
-    losses: list[float] = field(default_factory=list)
-
-
 def train_on(
     model,
     data: SFTData,
@@ -530,17 +551,19 @@ def train_on(
     temperature: float = 2.0,
     kd_weight: float = 0.5,
     seed: int = 0,
-    warmup: int = 20,
+    warmup_steps: int = 20,
     progress: bool = True,
-    name: str = "student",
-) -> TrainLog:
-    """Train ``model`` on ``data`` for ``steps`` AdamW steps and return the loss per step.
+    desc: str = "student",
+) -> History:
+    """Train ``model`` on ``data`` for ``steps`` AdamW steps; return a :class:`~course_lib.train.History`.
 
     Without a ``teacher`` this is SFT (masked cross-entropy: sequence-level distillation when the
-    data are teacher traces). With a ``teacher``, each batch is also run through the frozen teacher
+    data are teacher traces). With a ``teacher``, each batch also goes through the frozen teacher
     and the loss is :func:`distillation_loss` (logit KD at ``temperature`` mixed with the hard loss
-    by ``kd_weight``). Batches are drawn with a seeded generator, so runs are repeatable; the
-    learning rate warms up linearly then decays with a cosine to 10%.
+    by ``kd_weight``) -- the one thing :func:`course_lib.train.train`, which always uses the hard
+    loss, cannot do. Same schedule as there (:func:`course_lib.train.lr_at`: linear warm-up, cosine
+    to 10%), gradient clipping at 1, batches drawn with a seeded generator so runs repeat exactly.
+    Each history row holds ``step``, ``loss``, ``ce`` (hard part) and ``lr``.
     """
     from tqdm.auto import tqdm
 
@@ -548,42 +571,41 @@ def train_on(
         raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}.")
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.0)
-
-    def lr_at(step: int) -> float:
-        if step < warmup:
-            return lr * (step + 1) / warmup
-        frac = (step - warmup) / max(1, steps - warmup)
-        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
-
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     if teacher is not None:
         teacher.eval()
     model.train()
-    log = TrainLog(name)
-    bar = tqdm(range(steps), desc=name, disable=not progress, leave=False)
+    history = History()
+    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
     for step in bar:
         idx = torch.randint(len(data), (batch_size,), generator=gen)
         x, y = data.input_ids[idx], data.labels[idx]  # (B, L)
-        width = int((y != IGNORE_INDEX).nonzero()[:, 1].max()) + 1  # trim shared right padding
+        width = int((y != IGNORE_INDEX).nonzero()[:, 1].max()) + 1  # drop all-padding columns
         x, y = x[:, :width].to(device), y[:, :width].to(device)
         logits = _logits(model(x))  # (B, L, V)
-        if teacher is None:
-            loss = masked_cross_entropy(logits, y)
+        ce = masked_cross_entropy(logits, y)
+        if teacher is None or kd_weight == 0.0:
+            loss = ce
         else:
             with torch.no_grad():
-                t_logits = _logits(teacher(x))
-            loss = distillation_loss(logits, t_logits, y, temperature, kd_weight)
+                t_logits = _logits(teacher(x))  # (B, L, V)
+            soft = kd_loss(logits, t_logits, temperature, labels=y)
+            loss = kd_weight * soft + (1.0 - kd_weight) * ce
         aux = getattr(model, "aux_loss", None)
         if isinstance(aux, torch.Tensor) and aux.requires_grad:
-            loss = loss + aux
+            loss = loss + aux  # MoE balance loss, when the student has one
         for g in opt.param_groups:
-            g["lr"] = lr_at(step)
+            g["lr"] = lr_at(step, steps, lr, warmup_steps)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        log.losses.append(float(loss))
-        if step % 20 == 0:
-            bar.set_postfix(loss=f"{log.losses[-1]:.3f}")
+        if hasattr(model, "after_optimizer_step"):
+            model.after_optimizer_step()
+        history.append(
+            {"step": step, "loss": loss.item(), "ce": ce.item(), "lr": opt.param_groups[0]["lr"]}
+        )
+        if step % 25 == 0 or step == steps - 1:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
     model.eval()
-    return log
+    return history

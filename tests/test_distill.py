@@ -213,13 +213,6 @@ def test_answers_only_format():
     assert not distill.answer_format_ok("<answer></answer>")
 
 
-def test_answer_extraction():
-    assert distill.answer_of(GOOD) == "42"
-    assert distill.answer_of("<answer> 7 </answer>") == "7"
-    assert distill.answer_of("<think>x</think>") is None
-    assert distill.answer_of("<answer>7") is None
-
-
 def test_rejection_filter_keeps_only_correct_and_well_formed():
     prompts = ["12+30=", "12+30=", "5+5=", "5+5=", "9+1="]
     completions = [
@@ -251,3 +244,137 @@ def test_rejection_filter_refuses_mismatched_lengths():
         distill.rejection_filter(["a"], [GOOD, GOOD], ["1"])
     with pytest.raises(ValueError, match="no completions"):
         _ = distill.FilterReport().kept_fraction
+
+
+# ---------------------------------------------------------------- trace data, sampling, training
+
+from course_lib import tasks  # noqa: E402
+from course_lib.model import TinySeek, TinySeekConfig  # noqa: E402
+from course_lib.tokenizer import default_tokenizer  # noqa: E402
+
+TOK = default_tokenizer()
+
+
+def _tiny(seed: int = 0, d_model: int = 16) -> TinySeek:
+    torch.manual_seed(seed)
+    return TinySeek(TinySeekConfig(d_model=d_model, n_layers=1, n_heads=2, d_ff=32, max_seq_len=48))
+
+
+def test_build_sft_data_masks_prompt_and_padding():
+    data = distill.build_sft_data(
+        TOK, ["12+3=", "1+1="], ["<answer>15</answer>", "<think>1+1=2</think><answer>2</answer>"]
+    )
+    assert data.input_ids.shape == data.labels.shape
+    # row 0: <bos>12+3=<answer>15</answer><eos>, inputs drop the last token, labels the first
+    full = TOK.encode("12+3=<answer>15</answer>", add_bos=True, add_eos=True)
+    n = len(full) - 1
+    assert data.input_ids[0, :n].tolist() == full[:-1]
+    assert (data.input_ids[0, n:] == TOK.pad_id).all()
+    labels = data.labels[0]
+    n_prompt = len(TOK.encode("12+3=", add_bos=True))
+    assert (labels[: n_prompt - 1] == IGNORE_INDEX).all()
+    assert TOK.decode(labels[n_prompt - 1 : n].tolist()) == "<answer>15</answer><eos>"
+    assert (labels[n:] == IGNORE_INDEX).all()
+    # row 1 is the longest: no padding, the trace is part of the target
+    kept = data.labels[1][data.labels[1] != IGNORE_INDEX].tolist()
+    assert TOK.decode(kept) == "<think>1+1=2</think><answer>2</answer><eos>"
+    assert len(data.subset(1)) == 1 and data.subset(1).prompts == ["12+3="]
+    with pytest.raises(ValueError, match="max_seq_len"):
+        distill.build_sft_data(TOK, ["12+3="], ["<answer>15</answer>"], max_len=5)
+    with pytest.raises(ValueError, match="1:1"):
+        distill.build_sft_data(TOK, ["a"], [])
+
+
+def test_sft_data_from_examples_uses_the_course_format():
+    exs = tasks.arithmetic(3, seed=0, digits=2)
+    data = distill.sft_data_from_examples(TOK, exs, with_trace=True)
+    for i, ex in enumerate(exs):
+        kept = data.labels[i][data.labels[i] != IGNORE_INDEX].tolist()
+        assert TOK.decode(kept) == tasks.format_target(ex) + "<eos>"
+
+
+def test_student_datasets_split_kept_and_all():
+    report = distill.rejection_filter(
+        ["1+1=", "2+2="],
+        ["<think>1+1=2</think><answer>2</answer>", "<think>2+2=5</think><answer>5</answer>"],
+        ["2", "4"],
+    )
+    sets = distill.student_datasets(report, TOK)
+    assert sets["answers only"].targets == ["<answer>2</answer>"]
+    assert sets["traces"].targets == ["<think>1+1=2</think><answer>2</answer>"]
+    assert len(sets["unfiltered traces"]) == 2
+    with pytest.raises(ValueError, match="kept no completion"):
+        distill.student_datasets(distill.rejection_filter(["1+1="], ["x"], ["2"]), TOK)
+
+
+def test_sample_completions_matches_one_by_one_generation():
+    model = _tiny(1)
+    prompts = ["12+3=", "1+1=", "45+67=", "2+2="]  # two lengths, interleaved
+    batched = distill.sample_completions(model, TOK, prompts, 8, temperature=0.0, batch_size=2)
+    for p, got in zip(prompts, batched):
+        x = torch.tensor([TOK.encode(p, add_bos=True)])
+        y = model.generate(x, 8, temperature=0.0, eos_id=TOK.eos_id)[0, x.shape[1] :].tolist()
+        ids = y[: y.index(TOK.eos_id)] if TOK.eos_id in y else y
+        assert got == TOK.decode(ids)
+    # seeded sampling repeats exactly, another seed differs somewhere
+    a = distill.sample_completions(model, TOK, prompts * 4, 8, temperature=1.5, seed=3)
+    b = distill.sample_completions(model, TOK, prompts * 4, 8, temperature=1.5, seed=3)
+    c = distill.sample_completions(model, TOK, prompts * 4, 8, temperature=1.5, seed=4)
+    assert a == b and a != c
+
+
+def test_evaluate_scores_with_the_answer_checker():
+    model = _tiny(2)
+    exs = tasks.arithmetic(6, seed=1, digits=1)
+    res = distill.evaluate(model, TOK, [e.prompt for e in exs], [e.answer for e in exs], 10)
+    assert res.correct == [tasks.check_answer(c, e.answer) for c, e in zip(res.completions, exs)]
+    assert res.accuracy == sum(res.correct) / 6
+    always_right = distill.evaluate(
+        model, TOK, [e.prompt for e in exs], [e.answer for e in exs], 4, check=lambda c, a: True
+    )
+    assert always_right.accuracy == 1.0
+
+
+def test_train_on_learns_and_repeats_exactly():
+    exs = tasks.arithmetic(16, seed=2, digits=1)
+    data = distill.sft_data_from_examples(TOK, exs, with_trace=False)
+    runs = []
+    for _ in range(2):
+        model = _tiny(3)
+        hist = distill.train_on(model, data, 40, batch_size=8, lr=1e-2, progress=False)
+        runs.append(hist.series("loss")[1])
+    assert runs[0] == runs[1]
+    assert sum(runs[0][-5:]) / 5 < 0.5 * sum(runs[0][:5]) / 5
+
+
+def test_logit_distillation_pulls_the_student_to_the_teacher():
+    exs = tasks.arithmetic(16, seed=4, digits=1)
+    data = distill.sft_data_from_examples(TOK, exs)
+    teacher = _tiny(5)
+    distill.train_on(teacher, data, 30, batch_size=8, lr=1e-2, progress=False)
+    # a student that IS the teacher starts with zero KD loss
+    clone = _tiny(6)
+    clone.load_state_dict(teacher.state_dict())
+    hist = distill.train_on(
+        clone, data, 1, batch_size=8, lr=0.0, teacher=teacher, kd_weight=1.0, progress=False
+    )
+    assert hist.series("loss")[1][0] == pytest.approx(0.0, abs=1e-5)
+
+    def kl_to_teacher(student):
+        x, y = data.input_ids, data.labels
+        with torch.no_grad():
+            return distill.kd_loss(student(x), teacher(x), 2.0, labels=y).item()
+
+    student = _tiny(7)
+    before = kl_to_teacher(student)
+    distill.train_on(
+        student, data, 40, batch_size=8, lr=1e-2, teacher=teacher, kd_weight=1.0, progress=False
+    )
+    assert kl_to_teacher(student) < 0.5 * before
+
+
+def test_next_token_logits_is_the_forward_pass():
+    model = _tiny(8)
+    logits = distill.next_token_logits(model, TOK, "1+2=<think>")
+    ids = torch.tensor([TOK.encode("1+2=<think>", add_bos=True)])
+    torch.testing.assert_close(logits, model(ids)[0])
