@@ -68,3 +68,14 @@ def test_data_scaling_and_loss_curves_and_counts():
     counts = plots.filter_counts({"kept": 3, "wrong answer": 1})
     assert list(counts.data[0].y) == [3, 1] and "3 of 4" in counts.layout.title.text
     assert not math.isnan(counts.data[0].y[0])
+
+
+def test_examples_table_colours_kept_rows():
+    fig = plots.examples_table(
+        [["1+1=", "<answer>2</answer>", "2", "kept"], ["1+2=", "x", "3", "wrong answer"]]
+    )
+    table = fig.data[0]
+    assert list(table.cells.values[0]) == ["1+1=", "1+2="]
+    assert list(table.cells.fill.color[0]) == ["#e8f5e9", "#fdecea"]
+    with pytest.raises(ValueError, match="4 cells"):
+        plots.examples_table([["a", "b"]])

@@ -203,3 +203,35 @@ def filter_counts(counts: Mapping[str, int], title: str = "Rejection sampling") 
         height=340,
     )
     return fig
+
+
+def examples_table(
+    rows: Sequence[Sequence[str]],
+    header: Sequence[str] = ("prompt", "completion", "reference", "verdict"),
+    title: str = "",
+) -> go.Figure:
+    """A plain table of text rows (e.g. teacher completions and the filter's verdicts)."""
+    if not rows:
+        raise ValueError("rows is empty; pass at least one row of strings.")
+    if any(len(r) != len(header) for r in rows):
+        raise ValueError(f"every row needs {len(header)} cells, one per header {list(header)}.")
+    columns = [[str(r[j]) for r in rows] for j in range(len(header))]
+    fill = [["#e8f5e9" if str(r[-1]).startswith("kept") else "#fdecea" for r in rows]] * len(header)
+    widths = [1] * len(header)
+    if "completion" in header:
+        widths[list(header).index("completion")] = 4
+    fig = go.Figure(
+        go.Table(
+            columnwidth=widths,
+            header=dict(values=[f"<b>{h}</b>" for h in header], align="left"),
+            cells=dict(
+                values=columns, align="left", fill_color=fill, font=dict(family="monospace")
+            ),
+        )
+    )
+    fig.update_layout(
+        title=title or None,
+        height=80 + 28 * len(rows),
+        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+    )
+    return fig
