@@ -1,9 +1,10 @@
 """Distillation: how DeepSeek-R1's small models were made, in miniature on TinySeek.
 
 The R1 distills ([R1] §2.4, §3.2) were made by *sequence-level* distillation: DeepSeek-R1 (the
-teacher) wrote about 800K samples, the reasoning ones were kept only when their final answer checked
-out and their format was readable (rejection sampling), and small dense models were fine-tuned on
-them with plain supervised fine-tuning (SFT) -- no RL, no logits from the teacher.
+teacher) wrote about 800K samples, the reasoning ones were kept only when their final answer
+checked out and their format was readable (rejection sampling, [R1] §2.3.3), and small dense
+models were fine-tuned on them with plain supervised fine-tuning (SFT) -- no RL, no logits from
+the teacher.
 
 This module holds the pieces to run that recipe on the toy world, plus the classic alternative it is
 compared with:
@@ -19,7 +20,7 @@ compared with:
 
 Simplified against the paper: one toy task (arithmetic with step-by-step traces) instead of 600K
 reasoning + 200K non-reasoning samples; the filter checks answer and format only (R1 also dropped
-mixed-language, over-long and code-block-laden chains of thought); students are trained from
+chains of thought with mixed languages, long paragraphs or code blocks); students are trained from
 scratch rather than from a pretrained base model.
 """
 
