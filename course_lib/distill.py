@@ -496,20 +496,36 @@ def evaluate(
     max_new_tokens: int,
     check: Callable[[str, str], bool] | None = None,
     batch_size: int = 256,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    samples: int = 1,
+    seed: int = 0,
 ) -> EvalResult:
-    """Greedy-decode every prompt and score it: accuracy (answer right) and format rate.
+    """Score a model on problems: accuracy (answer right) and format rate.
 
-    A completion's format counts as valid in either student format, with or without a trace.
+    ``temperature=0`` decodes greedily. With ``temperature > 0`` the accuracy is pass@1 averaged
+    over ``samples`` seeded samples per problem -- how R1 reports its results (temperature 0.6,
+    top-p 0.95, several samples per question, [R1] §3). ``completions``/``correct`` hold the first
+    sample. A completion's format counts as valid in either student format (with or without a
+    trace).
     """
     if len(prompts) != len(answers) or not prompts:
         raise ValueError("pass the same, non-zero number of prompts and reference answers.")
+    if samples < 1 or (temperature == 0 and samples != 1):
+        raise ValueError(f"samples={samples}: use 1 for greedy decoding, or >= 1 when sampling.")
     check = check or check_answer
-    comps = sample_completions(
-        model, tokenizer, prompts, max_new_tokens, temperature=0.0, batch_size=batch_size
-    )
-    correct = [bool(check(c, a)) for c, a in zip(comps, answers)]
-    fmt = [format_ok(c) or answer_format_ok(c) for c in comps]
-    return EvalResult(sum(correct) / len(correct), sum(fmt) / len(fmt), comps, correct)
+    first: tuple[list[str], list[bool]] | None = None
+    n_right = n_format = 0
+    for k in range(samples):
+        comps = sample_completions(
+            model, tokenizer, prompts, max_new_tokens, temperature, top_p, batch_size, seed + k
+        )
+        correct = [bool(check(c, a)) for c, a in zip(comps, answers)]
+        n_right += sum(correct)
+        n_format += sum(format_ok(c) or answer_format_ok(c) for c in comps)
+        first = first or (comps, correct)
+    total = samples * len(prompts)
+    return EvalResult(n_right / total, n_format / total, first[0], first[1])
 
 
 @torch.no_grad()

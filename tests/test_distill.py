@@ -387,3 +387,29 @@ def test_next_token_logits_is_the_forward_pass():
     logits = distill.next_token_logits(model, TOK, "1+2=<think>")
     ids = torch.tensor([TOK.encode("1+2=<think>", add_bos=True)])
     torch.testing.assert_close(logits, model(ids)[0])
+
+
+def test_evaluate_with_sampling_averages_pass_at_1_over_samples():
+    model = _tiny(9)
+    exs = tasks.arithmetic(5, seed=5, digits=1)
+    prompts, answers = [e.prompt for e in exs], [e.answer for e in exs]
+    # a checker that accepts exactly the completions of the second sample
+    second = distill.sample_completions(model, TOK, prompts, 6, temperature=1.0, seed=11)
+    first = distill.sample_completions(model, TOK, prompts, 6, temperature=1.0, seed=10)
+    accept = set(second) - set(first)
+    res = distill.evaluate(
+        model,
+        TOK,
+        prompts,
+        answers,
+        6,
+        check=lambda c, a: c in accept,
+        temperature=1.0,
+        samples=2,
+        seed=10,
+    )
+    assert res.completions == first
+    expected = (sum(c in accept for c in first) + sum(c in accept for c in second)) / 10
+    assert res.accuracy == pytest.approx(expected)
+    with pytest.raises(ValueError, match="greedy"):
+        distill.evaluate(model, TOK, prompts, answers, 6, samples=3)
