@@ -9,8 +9,10 @@ the gate of deepseek-ai/DeepSeek-V3 ``inference/model.py`` / transformers' ``Dee
   weights of the chosen experts may be renormalised to sum to one (V3 always does; V2 did not, so
   its weights sum to less than one) and are then multiplied by ``route_scale`` (2.5 in V3).
 * Group-limited routing: experts sit in ``n_groups`` groups; a group's score is the sum of its
-  top-2 expert scores; only the best ``topk_groups`` groups are eligible (V3's node-limited
-  routing; V2's device-limited routing is the same idea).
+  top-2 expert scores (with the bias); only the best ``topk_groups`` groups are eligible (V3's
+  node-limited routing; V2's device-limited routing is the same idea). DeepSeek's [ref] code uses
+  the group's max score when the gate has no bias; transformers' ``DeepseekV3TopkRouter`` always
+  sums the top 2 (its bias buffer always exists), and so do we.
 * Balancing: ``"none"``; ``"aux_loss"``, the sequence-wise balance loss ``alpha * sum_i f_i P_i``
   ([V3] eq. 17-20; V2's expert-level loss §2.2.3 is its batch-wise cousin); ``"aux_free"``, a
   per-expert bias added to the scores ONLY to choose experts (the gate weights come from the
@@ -21,6 +23,8 @@ the gate of deepseek-ai/DeepSeek-V3 ``inference/model.py`` / transformers' ``Dee
 Dispatch is vectorised: token-expert pairs are sorted by expert into an (E, capacity, d) buffer,
 every expert runs as one batched matmul, and results are scattered back. No token is ever dropped
 (capacity = the busiest expert's count), as in DeepSeek-V3 (§2.1.2, "No Token-Dropping").
+The price of the padding: the work is E x (busiest expert's tokens), so a collapsed router makes
+it slower than a loop over experts, a balanced one makes them equal (benchmarks/moe_dispatch.py).
 
 Simplified: no expert parallelism or communication, no device-level / communication balance
 losses of V2 §2.2.3, no capacity factor. Routing is computed in float32 like the reference.
@@ -367,3 +371,33 @@ def naive_moe_loop(moe: DeepSeekMoE, x: torch.Tensor) -> torch.Tensor:
         if moe.shared is not None:
             out[t] += moe.shared(flat[t])
     return out.view(B, T, d)
+
+
+@torch.no_grad()
+def from_transformers_deepseek_v3(hf_moe: nn.Module, balance: str = "aux_free") -> DeepSeekMoE:
+    """Our :class:`DeepSeekMoE` holding a copy of transformers' ``DeepseekV3MoE`` weights.
+
+    Reads the sizes from ``hf_moe.config``; copies the router (and its
+    ``e_score_correction_bias``), the experts (stored by transformers as ``gate_up_proj``
+    (E, 2I, d) and ``down_proj`` (E, d, I)) and the shared experts.
+    """
+    cfg = hf_moe.config
+    if not getattr(cfg, "norm_topk_prob", True):
+        raise ValueError("this copy expects norm_topk_prob=True (DeepSeek-V3's setting).")
+    I = cfg.moe_intermediate_size  # noqa: E741
+    ours = DeepSeekMoE(
+        cfg.hidden_size, I, n_routed=cfg.n_routed_experts, n_shared=cfg.n_shared_experts,
+        top_k=cfg.num_experts_per_tok, score_func="sigmoid", n_groups=cfg.n_group,
+        topk_groups=cfg.topk_group, route_scale=cfg.routed_scaling_factor, normalize=True,
+        balance=balance,
+    )  # fmt: skip
+    ours.router.weight.copy_(hf_moe.gate.weight)
+    ours.router.bias.copy_(hf_moe.gate.e_score_correction_bias)
+    gate_up = hf_moe.experts.gate_up_proj  # (E, 2I, d): rows [:I] gate, [I:] up
+    ours.experts.w_gate.copy_(gate_up[:, :I, :].transpose(1, 2))  # (E, d, I)
+    ours.experts.w_up.copy_(gate_up[:, I:, :].transpose(1, 2))
+    ours.experts.w_down.copy_(hf_moe.experts.down_proj.transpose(1, 2))  # (E, I, d)
+    if ours.shared is not None:
+        for name in ("gate_proj", "up_proj", "down_proj"):
+            getattr(ours.shared, name).weight.copy_(getattr(hf_moe.shared_experts, name).weight)
+    return ours.to(hf_moe.gate.weight.device)

@@ -117,3 +117,20 @@ def test_config_errors():
     m = TinySeek(tiny())
     with pytest.raises(ValueError, match="max_seq_len"):
         m(torch.zeros(1, 65, dtype=torch.long))
+
+
+def test_moe_model_with_groups_and_first_dense_layer():
+    torch.manual_seed(0)
+    cfg = tiny(ffn="moe", n_routed_experts=8, n_expert_groups=4, topk_groups=2, n_activated_experts=3,
+               first_k_dense=1, route_scale=2.5, balance="aux_free", bias_gamma=0.1)  # fmt: skip
+    m = TinySeek(cfg)
+    assert len(m.moe_layers()) == 1 and not hasattr(m.blocks[0].ffn, "router")
+    m.train()
+    m(torch.randint(0, 100, (2, 12)))
+    (info,) = m.routing()
+    assert info.indices.shape == (2, 12, 3) and info.counts.sum() == 72
+    torch.testing.assert_close(info.weights.sum(-1), torch.full((2, 12), 2.5))
+    groups = info.indices // 2
+    assert max(len(set(row.tolist())) for row in groups.reshape(-1, 3)) <= 2
+    m.after_optimizer_step()
+    assert m.moe_layers()[0].router.bias.abs().sum() > 0

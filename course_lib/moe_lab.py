@@ -1,0 +1,166 @@
+"""Notebook 01's experiments: train TinySeek variants on the domain mixture and keep routing stats.
+
+* :func:`make_data`: a training stream and fixed validation batches from ``tasks.domain_mixture``.
+* :func:`dense_twin`: the dense model with the SAME active parameters and FLOPs per token as an MoE
+  config: a SwiGLU of width ``(n_shared + top_k) * d_expert`` (the router's ``d_model * E``
+  multiply-adds are the only extra work of the MoE, under 10% here).
+* :func:`run_variant`: train one config, evaluate on the validation batches, and return a
+  :class:`MoERun` with the loss curves, the tokens per expert at every step, max/mean load and
+  the per-domain expert usage measured on the validation tokens.
+
+Simplified: a few hundred steps on a CPU; the DeepSeek papers train for trillions of tokens, so
+absolute numbers here only show the direction of each effect.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from course_lib.model import TinySeek, TinySeekConfig
+from course_lib.moe import domain_expert_usage, max_over_mean
+from course_lib.tasks import DOMAINS, domain_mixture
+from course_lib.train import (
+    Batch,
+    History,
+    TokenStream,
+    evaluate_loss,
+    fixed_batches,
+    pack_examples,
+    sample_batch,
+    train,
+)
+
+
+@dataclass
+class LabData:
+    """The training stream, fixed validation batches and the batch shape used for training."""
+
+    train: TokenStream
+    val: list[Batch]
+    batch_size: int
+    seq_len: int
+    domain_names: tuple[str, ...] = DOMAINS
+
+
+def make_data(
+    n_train: int = 6000, n_val: int = 600, batch_size: int = 32, seq_len: int = 64,
+    val_batches: int = 4, seed: int = 0,
+) -> LabData:  # fmt: skip
+    """Training and validation data from disjoint seeds of :func:`course_lib.tasks.domain_mixture`."""
+    stream = pack_examples(domain_mixture(n_train, seed))
+    val = fixed_batches(
+        pack_examples(domain_mixture(n_val, seed + 1000)), val_batches, batch_size, seq_len, seed
+    )
+    return LabData(stream, val, batch_size, seq_len)
+
+
+def moe_config(**overrides) -> TinySeekConfig:
+    """The notebook's MoE TinySeek: 2 layers, d_model 64, 1 shared + 8 routed experts (top-2) of width 32."""
+    base = dict(
+        d_model=64, n_layers=2, n_heads=4, max_seq_len=128, ffn="moe", n_routed_experts=8,
+        n_shared_experts=1, n_activated_experts=2, d_expert=32, score_func="sigmoid",
+    )  # fmt: skip
+    return TinySeekConfig(**(base | overrides))
+
+
+def dense_twin(config: TinySeekConfig) -> TinySeekConfig:
+    """The dense config with the same active parameters per token as the MoE ``config``."""
+    width = (config.n_shared_experts + config.n_activated_experts) * config.d_expert
+    return replace(config, ffn="dense", d_ff=width)
+
+
+@dataclass
+class MoERun:
+    """Everything the notebook plots about one trained variant."""
+
+    name: str
+    config: TinySeekConfig
+    history: History
+    val_steps: list[int]
+    val_losses: list[float]
+    loads: np.ndarray | None  # (steps, n_moe_layers, E) tokens per expert; None for dense
+    domain_usage: np.ndarray | None  # (n_moe_layers, n_domains, E) on the validation tokens
+    params_total: int
+    params_active: int
+    seconds: float
+    model: TinySeek
+
+    @property
+    def val_loss(self) -> float:
+        return self.val_losses[-1]
+
+    def max_over_mean_curve(self) -> tuple[list[int], list[float]]:
+        """Per step, max/mean load averaged over the MoE layers."""
+        return self.history.series("max_over_mean")
+
+    def end_max_over_mean(self, last_fraction: float = 0.1) -> float:
+        """Max/mean load of the tokens routed in the last ``last_fraction`` of training (summed over
+        those steps, so one noisy batch does not decide), averaged over MoE layers."""
+        if self.loads is None:
+            raise ValueError(f"run {self.name!r} is dense: it has no experts to balance.")
+        n = max(1, int(round(len(self.loads) * last_fraction)))
+        late = self.loads[-n:].sum(axis=0)  # (L, E)
+        return float(np.mean([max_over_mean(torch.as_tensor(layer)) for layer in late]))
+
+    def layer_loads(self, layer: int = -1) -> np.ndarray:
+        """(steps, E) tokens per expert of one MoE layer."""
+        if self.loads is None:
+            raise ValueError(f"run {self.name!r} is dense: it has no expert loads.")
+        return self.loads[:, layer]
+
+
+@torch.no_grad()
+def validation_domain_usage(model: TinySeek, data: LabData) -> np.ndarray | None:
+    """(n_moe_layers, n_domains, E): share of each domain's validation tokens sent to each expert."""
+    layers = model.moe_layers()
+    if not layers:
+        return None
+    model.eval()
+    D, E = len(data.domain_names), layers[0].n_routed
+    totals = torch.zeros(len(layers), D, E)
+    for b in data.val:
+        model(b.x)
+        for i, r in enumerate(model.routing()):
+            # counts, not shares, so batches add up: share * tokens-per-domain * k
+            share = domain_expert_usage(r.indices, b.domains, D, E)
+            n_dom = torch.bincount(b.domains.reshape(-1), minlength=D).float()[:, None]
+            totals[i] += share * n_dom
+    return (totals / totals.sum(-1, keepdim=True).clamp_min(1e-12)).numpy()
+
+
+def run_variant(
+    name: str,
+    config: TinySeekConfig,
+    data: LabData,
+    steps: int,
+    lr: float = 3e-3,
+    seed: int = 0,
+    eval_every: int = 0,
+    progress: bool = True,
+    hook=None,
+) -> MoERun:
+    """Train ``config`` from seed ``seed`` on ``data`` for ``steps`` steps and collect its stats."""
+    torch.manual_seed(seed)
+    model = TinySeek(config)
+    g = torch.Generator().manual_seed(seed)
+    eval_every = eval_every or max(1, steps // 6)
+    start = time.perf_counter()
+    history = train(
+        model, lambda s: sample_batch(data.train, data.batch_size, data.seq_len, g), steps, lr=lr,
+        warmup_steps=min(10, steps // 5), eval_fn=lambda m: {"val": evaluate_loss(m, data.val)},
+        eval_every=eval_every, progress=progress, desc=name, hook=hook,
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    val_steps, val_losses = history.series("val")
+    loads = None
+    if model.moe_layers():
+        loads = np.array([row["load"] for row in history.rows], dtype=np.float64)  # (S, L, E)
+    return MoERun(
+        name, config, history, [s + 1 for s in val_steps], val_losses, loads,
+        validation_domain_usage(model, data), model.num_parameters(),
+        model.num_parameters(active_only=True), seconds, model,
+    )  # fmt: skip

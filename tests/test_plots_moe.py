@@ -1,0 +1,38 @@
+import numpy as np
+import plotly.graph_objects as go
+
+from course_lib.plots import moe as plots
+
+
+def test_routing_bars_marks_the_chosen_experts():
+    fig = plots.routing_bars(
+        [0.2, 0.9, 0.5, 0.4], [0.0, -0.6, 0.0, 0.3], chosen=[2, 3], weights=[1.2, 1.3]
+    )
+    assert isinstance(fig, go.Figure)
+    gate = [t for t in fig.data if t.name == "gate weight"][0]
+    assert list(gate.y) == [0.0, 0.0, 1.2, 1.3]
+    assert [c != "rgba(0,0,0,0)" for c in gate.marker.line.color] == [False, False, True, True]
+
+
+def test_load_heatmaps_show_shares_per_run():
+    loads = {
+        "none": np.array([[30, 10, 0, 0], [40, 0, 0, 0]]),
+        "bias": np.array([[10, 10, 10, 10]] * 2),
+    }
+    fig = plots.load_heatmaps(loads, steps=[0, 1])
+    assert len(fig.data) == 2
+    np.testing.assert_allclose(np.asarray(fig.data[0].z).T, [[0.75, 0.25, 0, 0], [1, 0, 0, 0]])
+    np.testing.assert_allclose(np.asarray(fig.data[1].z), 0.25)
+    assert fig.layout.annotations[0].text == "none"
+
+
+def test_curves_and_usage():
+    fig = plots.max_over_mean_curves({"a": ([0, 1], [2.0, 1.1])}, target=1.3)
+    assert list(fig.data[0].y) == [2.0, 1.1] and len(fig.layout.shapes) == 2
+    fig = plots.loss_curves({"dense": ([10, 20], [2.0, 1.5]), "MoE": ([10, 20], [1.9, 1.4])})
+    assert [t.name for t in fig.data] == ["dense", "MoE"]
+    u = np.array([[0.5, 0.5], [1.0, 0.0]])
+    fig = plots.domain_usage_heatmaps({"r": u}, ["arith", "rev"])
+    assert list(fig.data[0].y) == ["arith", "rev"] and np.asarray(fig.data[0].z).shape == (2, 2)
+    fig = plots.params_bars({"dense": (10, 10), "MoE": (30, 11)})
+    assert list(fig.data[0].y) == [10, 30] and list(fig.data[1].y) == [10, 11]
