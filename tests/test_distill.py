@@ -413,3 +413,36 @@ def test_evaluate_with_sampling_averages_pass_at_1_over_samples():
     assert res.accuracy == pytest.approx(expected)
     with pytest.raises(ValueError, match="greedy"):
         distill.evaluate(model, TOK, prompts, answers, 6, samples=3)
+
+
+# ---------------------------------------------------------------- properties
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(1, 4),
+    vocab=st.integers(2, 9),
+    temperature=st.floats(0.25, 8.0),
+    seed=st.integers(0, 10_000),
+)
+def test_kd_loss_is_never_negative_and_zero_only_at_equality(rows, vocab, temperature, seed):
+    g = torch.Generator().manual_seed(seed)
+    s = torch.randn(rows, vocab, generator=g, dtype=torch.float64) * 3
+    t = torch.randn(rows, vocab, generator=g, dtype=torch.float64) * 3
+    assert distill.kd_loss(s, t, temperature).item() >= -1e-9
+    assert abs(distill.kd_loss(t, t, temperature).item()) < 1e-9
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), digits=st.integers(1, 4), terms=st.integers(2, 3))
+def test_every_ground_truth_target_passes_the_filter(seed, digits, terms):
+    exs = tasks.arithmetic(5, seed=seed, digits=digits, terms=terms, ops="+*")
+    report = distill.rejection_filter(
+        [e.prompt for e in exs], [tasks.format_target(e) for e in exs], [e.answer for e in exs]
+    )
+    assert report.kept_fraction == 1.0
+    # and the answers-only target is never mistaken for a trace
+    assert not any(distill.format_ok(tasks.format_target(e, with_trace=False)) for e in exs)
