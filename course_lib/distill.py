@@ -593,7 +593,9 @@ def train_on(
         teacher.eval()
     model.train()
     history = History()
-    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+    # mininterval: at most one bar refresh a second, so a notebook kernel is not flooded with
+    # widget messages during long runs
+    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False, mininterval=1.0)
     for step in bar:
         idx = torch.randint(len(data), (batch_size,), generator=gen)
         x, y = data.input_ids[idx], data.labels[idx]  # (B, L)
@@ -623,6 +625,6 @@ def train_on(
             {"step": step, "loss": loss.item(), "ce": ce.item(), "lr": opt.param_groups[0]["lr"]}
         )
         if step % 25 == 0 or step == steps - 1:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     model.eval()
     return history
