@@ -115,9 +115,7 @@ def test_keep_checker_accepts_the_right_rule_and_the_library_one():
     from course_lib import distill
     from course_lib.tasks import check_answer
 
-    assert checks.check_keep(
-        lambda c, a: distill.format_ok(c) and check_answer(c, a)
-    ).passed
+    assert checks.check_keep(lambda c, a: distill.format_ok(c) and check_answer(c, a)).passed
 
 
 def test_keep_checker_rejects_planted_mistakes():
