@@ -1,0 +1,448 @@
+"""Tests for course_lib.distill: KD losses on hand-worked cases, the rejection filter, trace data."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_lib import distill
+from course_lib.distill import IGNORE_INDEX
+
+
+def _logits_of(probs: list[float]) -> torch.Tensor:
+    return torch.log(torch.tensor(probs, dtype=torch.float64))
+
+
+# ---------------------------------------------------------------- losses
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 2.0, 5.0])
+def test_kl_is_zero_when_student_equals_teacher(temperature):
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 4, 11, generator=g)
+    assert distill.kd_loss(logits, logits.clone(), temperature).item() == pytest.approx(
+        0.0, abs=1e-6
+    )
+    # shifting all logits of a row by a constant changes nothing either
+    assert distill.kd_loss(logits + 3.0, logits, temperature).item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_kl_is_positive_when_they_differ():
+    g = torch.Generator().manual_seed(1)
+    s, t = torch.randn(5, 7, generator=g), torch.randn(5, 7, generator=g)
+    per = distill.kd_kl_per_position(s, t, 1.0)
+    assert per.shape == (5,)
+    assert (per > 0).all()
+
+
+def test_kl_matches_a_hand_worked_case():
+    # teacher p = (1/2, 1/4, 1/4), student q uniform: KL(p||q) = 1/2 ln 1.5 + 1/2 ln 0.75
+    teacher = _logits_of([0.5, 0.25, 0.25])
+    student = torch.zeros(3, dtype=torch.float64)
+    expected = 0.5 * math.log(1.5) + 0.5 * math.log(0.75)
+    assert expected == pytest.approx(0.0588915, abs=1e-6)
+    got = distill.kd_kl_per_position(student, teacher, 1.0).item()
+    assert got == pytest.approx(expected, rel=1e-5)
+    # at T = 1 the T**2 factor is 1; the reverse direction is a different number
+    assert distill.kd_loss(student[None], teacher[None], 1.0).item() == pytest.approx(
+        expected, rel=1e-5
+    )
+    reverse = distill.kd_kl_per_position(teacher, student, 1.0).item()
+    assert reverse == pytest.approx(
+        math.log(1 / 3) - (math.log(0.5) + 2 * math.log(0.25)) / 3, rel=1e-5
+    )
+    assert abs(reverse - expected) > 1e-3
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 4.0])
+def test_kd_loss_matches_a_direct_computation(temperature):
+    g = torch.Generator().manual_seed(2)
+    s, t = torch.randn(2, 6, 9, generator=g), torch.randn(2, 6, 9, generator=g)
+    p = torch.softmax(t / temperature, -1)
+    q = torch.softmax(s / temperature, -1)
+    direct = (p * (p.log() - q.log())).sum(-1).mean() * temperature**2
+    torch_ref = (
+        F.kl_div(
+            F.log_softmax(s / temperature, -1).reshape(-1, 9),
+            p.reshape(-1, 9),
+            reduction="batchmean",
+        )
+        * temperature**2
+    )
+    got = distill.kd_loss(s, t, temperature)
+    torch.testing.assert_close(got, direct, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got, torch_ref, rtol=1e-5, atol=1e-6)
+
+
+def test_temperature_softens_the_distribution():
+    logits = torch.tensor([4.0, 2.0, 1.0, 0.0, -1.0])
+    entropies = []
+    for temperature in [0.25, 0.5, 1.0, 2.0, 4.0, 16.0]:
+        p = distill.soft_targets(logits, temperature)
+        assert p.sum().item() == pytest.approx(1.0, abs=1e-6)
+        assert torch.argmax(p).item() == 0  # the ranking never changes
+        entropies.append(-(p * p.log()).sum().item())
+    assert all(a < b for a, b in zip(entropies, entropies[1:]))
+    assert entropies[-1] == pytest.approx(math.log(5), abs=0.02)  # near uniform
+    assert distill.soft_targets(logits, 0.05)[0].item() > 0.999  # near one-hot
+    torch.testing.assert_close(distill.soft_targets(logits, 1.0), torch.softmax(logits, -1))
+
+
+def test_t_squared_keeps_gradients_comparable_across_temperatures():
+    g = torch.Generator().manual_seed(3)
+    s0, t = torch.randn(64, 10, generator=g), torch.randn(64, 10, generator=g) * 0.5
+    norms = []
+    for temperature in [2.0, 4.0, 8.0]:
+        s = s0.clone().requires_grad_(True)
+        distill.kd_loss(s, t, temperature).backward()
+        norms.append(s.grad.norm().item())
+        # without T**2 the gradient would shrink like 1/T**2
+        s2 = s0.clone().requires_grad_(True)
+        (distill.kd_loss(s2, t, temperature) / temperature**2).backward()
+        assert s2.grad.norm().item() == pytest.approx(norms[-1] / temperature**2, rel=1e-4)
+    # with T**2 the gradient stays within a small factor (it tends to a constant as T grows)
+    assert max(norms) / min(norms) < 1.5
+
+
+def test_gradient_points_the_student_towards_the_teacher():
+    temperature = 2.0
+    teacher = torch.tensor([[3.0, 0.0, -1.0, 0.5]])
+    student = torch.zeros(1, 4, requires_grad=True)
+    distill.kd_loss(student, teacher, temperature).backward()
+    p = distill.soft_targets(teacher, temperature)
+    q = distill.soft_targets(student.detach(), temperature)
+    # d/dz [T^2 KL(p || softmax(z/T))] = T (q - p)
+    torch.testing.assert_close(student.grad, temperature * (q - p), rtol=1e-5, atol=1e-6)
+    assert student.grad[0, 0] < 0  # the teacher's favourite token gets pushed up
+    # and a small step against the gradient lowers the loss
+    before = distill.kd_loss(student.detach(), teacher, temperature)
+    after = distill.kd_loss(student.detach() - 0.1 * student.grad, teacher, temperature)
+    assert after < before
+
+
+def test_masked_positions_carry_no_loss():
+    g = torch.Generator().manual_seed(4)
+    s, t = torch.randn(2, 5, 8, generator=g), torch.randn(2, 5, 8, generator=g)
+    labels = torch.randint(0, 8, (2, 5), generator=g)
+    labels[0, :2] = IGNORE_INDEX  # prompt
+    labels[1, 3:] = IGNORE_INDEX  # padding
+    mask = labels != IGNORE_INDEX
+    base = distill.kd_loss(s, t, 2.0, labels=labels)
+    torch.testing.assert_close(base, distill.kd_loss(s, t, 2.0, mask=mask))
+    s2 = s.clone()
+    s2[~mask] = torch.randn(int((~mask).sum()), 8, generator=g) * 10
+    torch.testing.assert_close(distill.kd_loss(s2, t, 2.0, labels=labels), base)
+    per = distill.kd_kl_per_position(s, t, 2.0)
+    torch.testing.assert_close(base, 4.0 * per[mask].mean())
+    ce = distill.masked_cross_entropy(s2, labels)
+    torch.testing.assert_close(ce, F.cross_entropy(s[mask], labels[mask]))
+
+
+def test_distillation_loss_mixes_soft_and_hard_terms():
+    g = torch.Generator().manual_seed(5)
+    s, t = torch.randn(3, 4, 6, generator=g), torch.randn(3, 4, 6, generator=g)
+    labels = torch.randint(0, 6, (3, 4), generator=g)
+    labels[:, 0] = IGNORE_INDEX
+    hard = distill.masked_cross_entropy(s, labels)
+    soft = distill.kd_loss(s, t, 3.0, labels=labels)
+    torch.testing.assert_close(distill.distillation_loss(s, t, labels, 3.0, 0.0), hard)
+    torch.testing.assert_close(distill.distillation_loss(s, t, labels, 3.0, 1.0), soft)
+    torch.testing.assert_close(
+        distill.distillation_loss(s, t, labels, 3.0, 0.3), 0.3 * soft + 0.7 * hard
+    )
+
+
+def test_teacher_gets_no_gradient():
+    s = torch.randn(2, 5, requires_grad=True)
+    t = torch.randn(2, 5, requires_grad=True)
+    distill.kd_loss(s, t, 2.0).backward()
+    assert t.grad is None and s.grad is not None
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf")])
+def test_bad_temperature_is_refused(bad):
+    with pytest.raises(ValueError, match="temperature"):
+        distill.soft_targets(torch.zeros(3), bad)
+
+
+def test_bad_inputs_are_refused_with_a_fix():
+    with pytest.raises(ValueError, match="same shape"):
+        distill.kd_loss(torch.zeros(2, 3), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="masked"):
+        distill.kd_loss(torch.zeros(2, 3), torch.ones(2, 3), mask=torch.zeros(2))
+    with pytest.raises(ValueError, match="mask has shape"):
+        distill.kd_loss(torch.zeros(2, 3), torch.ones(2, 3), mask=torch.ones(3))
+    with pytest.raises(ValueError, match="kd_weight"):
+        distill.distillation_loss(
+            torch.zeros(1, 2, 3), torch.zeros(1, 2, 3), torch.zeros(1, 2).long(), 2.0, 1.5
+        )
+    with pytest.raises(ValueError, match="no target"):
+        distill.masked_cross_entropy(torch.zeros(1, 2, 3), torch.full((1, 2), IGNORE_INDEX))
+
+
+# ---------------------------------------------------------------- rejection sampling
+
+GOOD = "<think>12+30=42</think><answer>42</answer>"
+
+
+@pytest.mark.parametrize(
+    "completion, ok",
+    [
+        (GOOD, True),
+        ("<answer>42</answer>", False),  # no thinking
+        ("<think>12+30=42</think>", False),  # no answer
+        ("<think>12+30=42</think><answer>42</answer>junk", False),  # text after
+        ("x<think>12+30=42</think><answer>42</answer>", False),  # text before
+        ("<think></think><answer>42</answer>", False),  # empty thinking
+        ("<think>a</think><answer> </answer>", False),  # empty answer
+        ("<think>a<think>b</think><answer>42</answer>", False),  # nested tag
+        ("<think>a</think><answer>4<answer>2</answer>", False),
+        ("<answer>42</answer><think>a</think>", False),  # wrong order
+    ],
+)
+def test_format_check_on_hand_made_cases(completion, ok):
+    assert distill.format_ok(completion) is ok
+
+
+def test_answers_only_format():
+    assert distill.answer_format_ok("<answer>42</answer>")
+    assert not distill.answer_format_ok(GOOD)
+    assert not distill.answer_format_ok("<answer></answer>")
+
+
+def test_rejection_filter_keeps_only_correct_and_well_formed():
+    prompts = ["12+30=", "12+30=", "5+5=", "5+5=", "9+1="]
+    completions = [
+        GOOD,  # kept
+        "<think>12+30=43</think><answer>43</answer>",  # wrong answer
+        "<think>5+5=10</think><answer>10</answer> and more",  # bad format, right answer
+        "<think>5+5</think><answer>11</answer><answer>",  # bad format and wrong answer
+        "<think>9+1=10</think><answer>10</answer>",  # kept
+    ]
+    answers = ["42", "42", "10", "10", "10"]
+    report = distill.rejection_filter(prompts, completions, answers)
+    assert [v.kept for v in report.verdicts] == [True, False, False, False, True]
+    assert report.kept_fraction == pytest.approx(2 / 5)
+    assert report.counts() == {
+        "kept": 2,
+        "wrong answer": 1,
+        "bad format": 1,
+        "bad format and wrong answer": 1,
+    }
+    assert [v.completion for v in report.kept] == [completions[0], completions[4]]
+    assert "kept 2 of 5 (40%)" in str(report)
+    # a custom checker is honoured
+    lenient = distill.rejection_filter(prompts, completions, answers, check=lambda c, a: True)
+    assert lenient.kept_fraction == pytest.approx(3 / 5)
+
+
+def test_rejection_filter_refuses_mismatched_lengths():
+    with pytest.raises(ValueError, match="one completion"):
+        distill.rejection_filter(["a"], [GOOD, GOOD], ["1"])
+    with pytest.raises(ValueError, match="no completions"):
+        _ = distill.FilterReport().kept_fraction
+
+
+# ---------------------------------------------------------------- trace data, sampling, training
+
+from course_lib import tasks  # noqa: E402
+from course_lib.model import TinySeek, TinySeekConfig  # noqa: E402
+from course_lib.tokenizer import default_tokenizer  # noqa: E402
+
+TOK = default_tokenizer()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one torch thread is faster and steadier on a small, shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _tiny(seed: int = 0, d_model: int = 16) -> TinySeek:
+    torch.manual_seed(seed)
+    return TinySeek(TinySeekConfig(d_model=d_model, n_layers=1, n_heads=2, d_ff=32, max_seq_len=48))
+
+
+def test_build_sft_data_masks_prompt_and_padding():
+    data = distill.build_sft_data(
+        TOK, ["12+3=", "1+1="], ["<answer>15</answer>", "<think>1+1=2</think><answer>2</answer>"]
+    )
+    assert data.input_ids.shape == data.labels.shape
+    # row 0: <bos>12+3=<answer>15</answer><eos>, inputs drop the last token, labels the first
+    full = TOK.encode("12+3=<answer>15</answer>", add_bos=True, add_eos=True)
+    n = len(full) - 1
+    assert data.input_ids[0, :n].tolist() == full[:-1]
+    assert (data.input_ids[0, n:] == TOK.pad_id).all()
+    labels = data.labels[0]
+    n_prompt = len(TOK.encode("12+3=", add_bos=True))
+    assert (labels[: n_prompt - 1] == IGNORE_INDEX).all()
+    assert TOK.decode(labels[n_prompt - 1 : n].tolist()) == "<answer>15</answer><eos>"
+    assert (labels[n:] == IGNORE_INDEX).all()
+    # row 1 is the longest: no padding, the trace is part of the target
+    kept = data.labels[1][data.labels[1] != IGNORE_INDEX].tolist()
+    assert TOK.decode(kept) == "<think>1+1=2</think><answer>2</answer><eos>"
+    assert len(data.subset(1)) == 1 and data.subset(1).prompts == ["12+3="]
+    with pytest.raises(ValueError, match="max_seq_len"):
+        distill.build_sft_data(TOK, ["12+3="], ["<answer>15</answer>"], max_len=5)
+    with pytest.raises(ValueError, match="1:1"):
+        distill.build_sft_data(TOK, ["a"], [])
+
+
+def test_sft_data_from_examples_uses_the_course_format():
+    exs = tasks.arithmetic(3, seed=0, digits=2)
+    data = distill.sft_data_from_examples(TOK, exs, with_trace=True)
+    for i, ex in enumerate(exs):
+        kept = data.labels[i][data.labels[i] != IGNORE_INDEX].tolist()
+        assert TOK.decode(kept) == tasks.format_target(ex) + "<eos>"
+
+
+def test_student_datasets_split_kept_and_all():
+    report = distill.rejection_filter(
+        ["1+1=", "2+2="],
+        ["<think>1+1=2</think><answer>2</answer>", "<think>2+2=5</think><answer>5</answer>"],
+        ["2", "4"],
+    )
+    sets = distill.student_datasets(report, TOK)
+    assert sets["answers only"].targets == ["<answer>2</answer>"]
+    assert sets["traces"].targets == ["<think>1+1=2</think><answer>2</answer>"]
+    assert len(sets["unfiltered traces"]) == 2
+    with pytest.raises(ValueError, match="kept no completion"):
+        distill.student_datasets(distill.rejection_filter(["1+1="], ["x"], ["2"]), TOK)
+
+
+def test_sample_completions_matches_one_by_one_generation():
+    model = _tiny(1)
+    prompts = ["12+3=", "1+1=", "45+67=", "2+2="]  # two lengths, interleaved
+    batched = distill.sample_completions(model, TOK, prompts, 8, temperature=0.0, batch_size=2)
+    for p, got in zip(prompts, batched):
+        x = torch.tensor([TOK.encode(p, add_bos=True)])
+        y = model.generate(x, 8, temperature=0.0, eos_id=TOK.eos_id)[0, x.shape[1] :].tolist()
+        ids = y[: y.index(TOK.eos_id)] if TOK.eos_id in y else y
+        assert got == TOK.decode(ids)
+    # seeded sampling repeats exactly, another seed differs somewhere
+    a = distill.sample_completions(model, TOK, prompts * 4, 8, temperature=1.5, seed=3)
+    b = distill.sample_completions(model, TOK, prompts * 4, 8, temperature=1.5, seed=3)
+    c = distill.sample_completions(model, TOK, prompts * 4, 8, temperature=1.5, seed=4)
+    assert a == b and a != c
+
+
+def test_evaluate_scores_with_the_answer_checker():
+    model = _tiny(2)
+    exs = tasks.arithmetic(6, seed=1, digits=1)
+    res = distill.evaluate(model, TOK, [e.prompt for e in exs], [e.answer for e in exs], 10)
+    assert res.correct == [tasks.check_answer(c, e.answer) for c, e in zip(res.completions, exs)]
+    assert res.accuracy == sum(res.correct) / 6
+    always_right = distill.evaluate(
+        model, TOK, [e.prompt for e in exs], [e.answer for e in exs], 4, check=lambda c, a: True
+    )
+    assert always_right.accuracy == 1.0
+
+
+def test_train_on_learns_and_repeats_exactly():
+    exs = tasks.arithmetic(16, seed=2, digits=1)
+    data = distill.sft_data_from_examples(TOK, exs, with_trace=False)
+    runs = []
+    for _ in range(2):
+        model = _tiny(3)
+        hist = distill.train_on(model, data, 40, batch_size=8, lr=1e-2, progress=False)
+        runs.append(hist.series("loss")[1])
+    assert runs[0] == runs[1]
+    assert sum(runs[0][-5:]) / 5 < 0.5 * sum(runs[0][:5]) / 5
+
+
+def test_logit_distillation_pulls_the_student_to_the_teacher():
+    exs = tasks.arithmetic(16, seed=4, digits=1)
+    data = distill.sft_data_from_examples(TOK, exs)
+    teacher = _tiny(5)
+    distill.train_on(teacher, data, 30, batch_size=8, lr=1e-2, progress=False)
+    # a student that IS the teacher starts with zero KD loss
+    clone = _tiny(6)
+    clone.load_state_dict(teacher.state_dict())
+    hist = distill.train_on(
+        clone, data, 1, batch_size=8, lr=0.0, teacher=teacher, kd_weight=1.0, progress=False
+    )
+    assert hist.series("loss")[1][0] == pytest.approx(0.0, abs=1e-5)
+
+    def kl_to_teacher(student):
+        x, y = data.input_ids, data.labels
+        with torch.no_grad():
+            return distill.kd_loss(student(x), teacher(x), 2.0, labels=y).item()
+
+    student = _tiny(7)
+    before = kl_to_teacher(student)
+    distill.train_on(
+        student, data, 40, batch_size=8, lr=1e-2, teacher=teacher, kd_weight=1.0, progress=False
+    )
+    assert kl_to_teacher(student) < 0.5 * before
+
+
+def test_next_token_logits_is_the_forward_pass():
+    model = _tiny(8)
+    logits = distill.next_token_logits(model, TOK, "1+2=<think>")
+    ids = torch.tensor([TOK.encode("1+2=<think>", add_bos=True)])
+    torch.testing.assert_close(logits, model(ids)[0])
+
+
+def test_evaluate_with_sampling_averages_pass_at_1_over_samples():
+    model = _tiny(9)
+    exs = tasks.arithmetic(5, seed=5, digits=1)
+    prompts, answers = [e.prompt for e in exs], [e.answer for e in exs]
+    # a checker that accepts exactly the completions of the second sample
+    second = distill.sample_completions(model, TOK, prompts, 6, temperature=1.0, seed=11)
+    first = distill.sample_completions(model, TOK, prompts, 6, temperature=1.0, seed=10)
+    accept = set(second) - set(first)
+    res = distill.evaluate(
+        model,
+        TOK,
+        prompts,
+        answers,
+        6,
+        check=lambda c, a: c in accept,
+        temperature=1.0,
+        samples=2,
+        seed=10,
+    )
+    assert res.completions == first
+    expected = (sum(c in accept for c in first) + sum(c in accept for c in second)) / 10
+    assert res.accuracy == pytest.approx(expected)
+    with pytest.raises(ValueError, match="greedy"):
+        distill.evaluate(model, TOK, prompts, answers, 6, samples=3)
+
+
+# ---------------------------------------------------------------- properties
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(1, 4),
+    vocab=st.integers(2, 9),
+    temperature=st.floats(0.25, 8.0),
+    seed=st.integers(0, 10_000),
+)
+def test_kd_loss_is_never_negative_and_zero_only_at_equality(rows, vocab, temperature, seed):
+    g = torch.Generator().manual_seed(seed)
+    s = torch.randn(rows, vocab, generator=g, dtype=torch.float64) * 3
+    t = torch.randn(rows, vocab, generator=g, dtype=torch.float64) * 3
+    assert distill.kd_loss(s, t, temperature).item() >= -1e-9
+    assert abs(distill.kd_loss(t, t, temperature).item()) < 1e-9
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), digits=st.integers(1, 4), terms=st.integers(2, 3))
+def test_every_ground_truth_target_passes_the_filter(seed, digits, terms):
+    exs = tasks.arithmetic(5, seed=seed, digits=digits, terms=terms, ops="+*")
+    report = distill.rejection_filter(
+        [e.prompt for e in exs], [tasks.format_target(e) for e in exs], [e.answer for e in exs]
+    )
+    assert report.kept_fraction == 1.0
+    # and the answers-only target is never mistaken for a trace
+    assert not any(distill.format_ok(tasks.format_target(e, with_trace=False)) for e in exs)
