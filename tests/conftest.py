@@ -9,6 +9,32 @@ from hypothesis import settings
 NOTEBOOK_RESULTS: list = []
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """The tests' models are tiny: one torch thread is as fast on an idle 2-core machine and many
+    times faster on a busy one. (Notebook kernels are separate processes and keep their own.)"""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def stand_in(tmp_path_factory):
+    """A tiny random Qwen2 with an R1-style tokenizer and chat template, saved to a folder."""
+    from course_lib import r1
+
+    return r1.build_stand_in(tmp_path_factory.mktemp("stand_in"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def lm(stand_in):
+    """The stand-in loaded through the real loading code (16-bit, on the CPU)."""
+    from course_lib import r1
+
+    return r1.load(path=stand_in, verbose=False)
+
+
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return

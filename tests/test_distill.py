@@ -255,15 +255,6 @@ from course_lib.tokenizer import default_tokenizer  # noqa: E402
 TOK = default_tokenizer()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one torch thread is faster and steadier on a small, shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _tiny(seed: int = 0, d_model: int = 16) -> TinySeek:
     torch.manual_seed(seed)
     return TinySeek(TinySeekConfig(d_model=d_model, n_layers=1, n_heads=2, d_ff=32, max_seq_len=48))

@@ -16,15 +16,6 @@ from course_lib.tokenizer import default_tokenizer
 TAGS = list(grpo.FORMAT_TAGS)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one torch thread is many times faster than two on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # ---------------------------------------------------------------------------------------------
 # The hand-worked example: one group of two completions.
 #   completion 1 (reward 1): two tokens, p_θ = 0.5, 0.25; ratios e^{0.5} = 1.649 and e^{-0.1} = 0.905

@@ -12,16 +12,6 @@ from course_lib import r1
 
 
 @pytest.fixture(scope="module")
-def stand_in(tmp_path_factory):
-    return r1.build_stand_in(tmp_path_factory.mktemp("stand_in_li"), seed=0)
-
-
-@pytest.fixture(scope="module")
-def lm(stand_in):
-    return r1.load(path=stand_in, verbose=False)
-
-
-@pytest.fixture(scope="module")
 def sequence(lm):
     c = r1.chat(lm, "What is 2+3?", max_new_tokens=12, seed=0)
     return torch.cat([c.prompt_ids, c.completion_ids]), len(c.prompt_ids)

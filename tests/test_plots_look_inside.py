@@ -12,11 +12,6 @@ from course_lib.plots import look_inside as plots
 
 
 @pytest.fixture(scope="module")
-def lm(tmp_path_factory):
-    return r1.load(path=r1.build_stand_in(tmp_path_factory.mktemp("si_plots")), verbose=False)
-
-
-@pytest.fixture(scope="module")
 def data(lm):
     c = r1.chat(lm, "What is 2+3?", max_new_tokens=20, seed=0)
     ids = torch.cat([c.prompt_ids, c.completion_ids])

@@ -18,18 +18,8 @@ from course_lib.math_problems import math_problems
 
 
 @pytest.fixture(scope="module")
-def stand_in(tmp_path_factory):
-    return r1.build_stand_in(tmp_path_factory.mktemp("stand_in"), seed=0)
-
-
-@pytest.fixture(scope="module")
 def stand_in_old_template(tmp_path_factory):
     return r1.build_stand_in(tmp_path_factory.mktemp("stand_in_old"), opens_think=False, seed=0)
-
-
-@pytest.fixture(scope="module")
-def lm(stand_in):
-    return r1.load(path=stand_in, verbose=False)
 
 
 @pytest.fixture(autouse=True)
@@ -297,7 +287,9 @@ def test_stand_in_tokenizer_round_trips_any_text(lm, text):
     import unicodedata
 
     tok = lm.tokenizer
-    assert tok.decode(tok.encode(text, add_special_tokens=False)) == unicodedata.normalize("NFC", text)
+    assert tok.decode(tok.encode(text, add_special_tokens=False)) == unicodedata.normalize(
+        "NFC", text
+    )
 
 
 def test_math_question_follows_the_model_card():

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import copy
 
-import pytest
 import torch
 
 from course_lib import grpo, tasks
 from course_lib.model import TinySeek, TinySeekConfig
 from course_lib.tokenizer import default_tokenizer
 from course_lib.widgets import grpo as widgets
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one torch thread is many times faster than two on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_explorers_build():

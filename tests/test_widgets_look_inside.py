@@ -11,11 +11,6 @@ from course_lib.widgets import look_inside as w
 
 
 @pytest.fixture(scope="module")
-def lm(tmp_path_factory):
-    return r1.load(path=r1.build_stand_in(tmp_path_factory.mktemp("si_widgets")), verbose=False)
-
-
-@pytest.fixture(scope="module")
 def ids(lm):
     c = r1.chat(lm, "What is 2+3?", max_new_tokens=24, seed=0)
     return torch.cat([c.prompt_ids, c.completion_ids]), len(c.prompt_ids)
