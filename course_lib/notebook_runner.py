@@ -37,6 +37,7 @@ class RunResult:
     name: str
     seconds: float
     fast: bool
+    attempts: int = 1
 
     @property
     def budget(self) -> int | None:
@@ -52,18 +53,25 @@ def notebook_paths(selection: list[str] | None = None) -> list[Path]:
     return paths
 
 
-def execute(path: Path, fast: bool = True, timeout: int = 900, static_html: bool = False):
-    """Run one notebook top to bottom in a fresh kernel; return (executed notebook, seconds).
+def execute(
+    path: Path, fast: bool = True, timeout: int = 900, static_html: bool = False, retries: int = 1
+):
+    """Run one notebook top to bottom in a fresh kernel; return (notebook, seconds, attempts).
 
     The kernel sees ``COURSE_FAST`` and a ``PYTHONPATH`` that puts this checkout's ``course_lib``
     first. With ``static_html=True`` plotly figures are also stored as self-contained HTML, so an
     exported page shows them without a kernel. Raises ``nbclient.exceptions.CellExecutionError``
     on the first failing cell.
+
+    ``timeout`` is per cell. A cell that times out starts the notebook over in a fresh kernel, up
+    to ``retries`` times: on a busy machine nbclient and the kernel have been seen, rarely, to wait
+    on each other with both idle (a lost message, not a slow cell). An error in a cell is never
+    retried, and a cell that is really too slow times out again and fails.
     """
     import nbformat
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError
 
-    nb = nbformat.read(path, as_version=4)
     env_before = {k: os.environ.get(k) for k in ("COURSE_FAST", "PYTHONPATH", "PLOTLY_RENDERER")}
     os.environ["COURSE_FAST"] = "1" if fast else "0"
     if static_html:
@@ -72,32 +80,42 @@ def execute(path: Path, fast: bool = True, timeout: int = 900, static_html: bool
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT)] + ([env_before["PYTHONPATH"]] if env_before["PYTHONPATH"] else [])
     )
-    client = NotebookClient(
-        nb,
-        timeout=timeout,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(path.parent)}},
-    )
-    start = time.perf_counter()
     try:
-        client.execute()
+        for attempt in range(1, retries + 2):
+            nb = nbformat.read(path, as_version=4)
+            client = NotebookClient(
+                nb,
+                timeout=timeout,
+                kernel_name="python3",
+                resources={"metadata": {"path": str(path.parent)}},
+            )
+            start = time.perf_counter()
+            try:
+                client.execute()
+                return nb, time.perf_counter() - start, attempt
+            except CellTimeoutError:
+                if attempt > retries:
+                    raise
+                print(f"{path.stem}: a cell timed out after {timeout} s; starting over", flush=True)
     finally:
         for key, value in env_before.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    return nb, time.perf_counter() - start
+    raise AssertionError("unreachable")
 
 
 def format_table(results: list[RunResult]) -> str:
     """A plain-text table of notebook wall times against the course's budgets."""
-    lines = [f"{'notebook':<34} {'mode':<5} {'wall s':>7} {'budget s':>9}  within"]
+    lines = [f"{'notebook':<34} {'mode':<5} {'wall s':>7} {'budget s':>9}  within  attempts"]
     for r in results:
         budget = "-" if r.budget is None else str(r.budget)
         within = "-" if r.budget is None else ("yes" if r.seconds <= r.budget else "NO")
         mode = "fast" if r.fast else "full"
-        lines.append(f"{r.name:<34} {mode:<5} {r.seconds:>7.1f} {budget:>9}  {within}")
+        lines.append(
+            f"{r.name:<34} {mode:<5} {r.seconds:>7.1f} {budget:>9}  {within:<6}  {r.attempts}"
+        )
     return "\n".join(lines)
 
 
@@ -112,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no notebook matches {args.select}; names look like 00_r1_in_numbers")
     results = []
     for path in paths:
-        nb, seconds = execute(path, fast=not args.full, static_html=args.html is not None)
-        results.append(RunResult(path.stem, seconds, fast=not args.full))
+        nb, seconds, attempts = execute(path, fast=not args.full, static_html=args.html is not None)
+        results.append(RunResult(path.stem, seconds, fast=not args.full, attempts=attempts))
         print(f"{path.stem}: {seconds:.1f} s", flush=True)
         if args.html:
             from nbconvert import HTMLExporter
