@@ -782,7 +782,8 @@ class GRPOTrainer:
                     "time_s": 0.0,
                 }
             )
-        bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+        # At most one refresh a second: a notebook kernel is not flooded with widget messages.
+        bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False, mininterval=1.0)
         for i in bar:
             row = self.step()
             last = i == steps - 1
@@ -796,7 +797,9 @@ class GRPOTrainer:
             row["last"] = last
             self.history.append(row)
             if progress:
-                bar.set_postfix(reward=f"{row['reward_mean']:.2f}", acc=f"{row['accuracy']:.2f}")
+                bar.set_postfix(
+                    reward=f"{row['reward_mean']:.2f}", acc=f"{row['accuracy']:.2f}", refresh=False
+                )
             if callback is not None:
                 callback(self, row)
         return self.history

@@ -219,7 +219,8 @@ def train(
     history = history if history is not None else History()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     model.train()
-    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+    # At most one refresh a second: a notebook kernel is not flooded with widget messages.
+    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False, mininterval=1.0)
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr, warmup_steps)
@@ -255,7 +256,7 @@ def train(
             model.train()
         history.append(row)
         if progress:
-            bar.set_postfix(loss=f"{row['loss']:.3f}")
+            bar.set_postfix(loss=f"{row['loss']:.3f}", refresh=False)
         if hook is not None and ((step + 1) % hook_every == 0 or last):
             hook(history)
     return history
