@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from course_lib.tasks import Example, check_answer, format_target
 from course_lib.tokenizer import ANSWER, ANSWER_END, THINK, THINK_END
-from course_lib.train import IGNORE, History, lr_at
+from course_lib.train import IGNORE, Batch, History, train
 
 IGNORE_INDEX = IGNORE  # label value for positions that carry no loss (prompt and padding)
 
@@ -576,55 +576,42 @@ def train_on(
 
     Without a ``teacher`` this is SFT (masked cross-entropy: sequence-level distillation when the
     data are teacher traces). With a ``teacher``, each batch also goes through the frozen teacher
-    and the loss is :func:`distillation_loss` (logit KD at ``temperature`` mixed with the hard loss
-    by ``kd_weight``) -- the one thing :func:`course_lib.train.train`, which always uses the hard
-    loss, cannot do. Same schedule as there (:func:`course_lib.train.lr_at`: linear warm-up, cosine
-    to 10%), gradient clipping at 1, batches drawn with a seeded generator so runs repeat exactly.
-    Each history row holds ``step``, ``loss``, ``ce`` (hard part) and ``lr``.
+    and the loss is logit KD at ``temperature`` (:func:`kd_loss`) mixed with the hard loss by
+    ``kd_weight``, as in :func:`distillation_loss`. The loop itself is
+    :func:`course_lib.train.train` (linear warm-up, cosine to 10%, gradient clipping at 1); batches
+    are drawn with a seeded generator so runs repeat exactly. Each history row holds ``step``,
+    ``loss``, ``ce`` (hard part) and ``lr``.
     """
-    from tqdm.auto import tqdm
-
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}.")
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    if teacher is not None:
-        teacher.eval()
-    model.train()
-    history = History()
-    # mininterval: at most one bar refresh a second, so a notebook kernel is not flooded with
-    # widget messages during long runs
-    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False, mininterval=1.0)
-    for step in bar:
+
+    def batches(step: int) -> Batch:
         idx = torch.randint(len(data), (batch_size,), generator=gen)
         x, y = data.input_ids[idx], data.labels[idx]  # (B, L)
         width = int((y != IGNORE_INDEX).nonzero()[:, 1].max()) + 1  # drop all-padding columns
-        x, y = x[:, :width].to(device), y[:, :width].to(device)
-        logits = _logits(model(x))  # (B, L, V)
-        ce = masked_cross_entropy(logits, y)
-        if teacher is None or kd_weight == 0.0:
-            loss = ce
-        else:
+        return Batch(x[:, :width].to(device), y[:, :width].to(device))
+
+    loss_fn = None
+    if teacher is not None and kd_weight != 0.0:
+        teacher.eval()
+
+        def loss_fn(logits: torch.Tensor, batch: Batch, ce: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
-                t_logits = _logits(teacher(x))  # (B, L, V)
-            soft = kd_loss(logits, t_logits, temperature, labels=y)
-            loss = kd_weight * soft + (1.0 - kd_weight) * ce
-        aux = getattr(model, "aux_loss", None)
-        if isinstance(aux, torch.Tensor) and aux.requires_grad:
-            loss = loss + aux  # MoE balance loss, when the student has one
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, steps, lr, warmup_steps)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        if hasattr(model, "after_optimizer_step"):
-            model.after_optimizer_step()
-        history.append(
-            {"step": step, "loss": loss.item(), "ce": ce.item(), "lr": opt.param_groups[0]["lr"]}
-        )
-        if step % 25 == 0 or step == steps - 1:
-            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+                t_logits = _logits(teacher(batch.x))  # (B, L, V)
+            soft = kd_loss(logits, t_logits, temperature, labels=batch.y)
+            return kd_weight * soft + (1.0 - kd_weight) * ce
+
+    history = train(
+        model,
+        batches,
+        steps,
+        lr=lr,
+        warmup_steps=warmup_steps,
+        progress=progress,
+        desc=desc,
+        loss_fn=loss_fn,
+    )
     model.eval()
     return history

@@ -205,8 +205,13 @@ def train(
     progress: bool = True,
     desc: str = "train",
     history: History | None = None,
+    loss_fn: Callable[[torch.Tensor, Batch, torch.Tensor], torch.Tensor] | None = None,
 ) -> History:
     """Train ``model`` for ``steps`` updates on ``batches(step) -> Batch``; returns the History.
+
+    The loss is the next-token cross-entropy ``ce`` (plus an MoE model's balance loss), unless
+    ``loss_fn(logits, batch, ce)`` returns another one to use instead of ``ce`` (e.g. the logit
+    distillation mix of :func:`course_lib.distill.train_on`); ``ce`` is recorded either way.
 
     Every step records ``loss`` (total), ``ce``, ``aux`` and ``lr``; MoE models also record
     ``load`` (a (n_moe_layers, E) list of tokens per expert) and ``max_over_mean`` (mean over
@@ -227,8 +232,9 @@ def train(
         batch = batches(step)
         logits = model(batch.x)
         ce = lm_loss(logits, batch.y)
+        main = ce if loss_fn is None else loss_fn(logits, batch, ce)
         aux = getattr(model, "aux_loss", None)
-        loss = ce + aux if isinstance(aux, torch.Tensor) else ce
+        loss = main + aux if isinstance(aux, torch.Tensor) else main
         row: dict = {
             "step": step,
             "loss": loss.item(),
