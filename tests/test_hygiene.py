@@ -7,7 +7,7 @@ import json
 import pytest
 
 import course_lib
-from course_lib.notebook_runner import notebook_paths
+from tools.notebook_runner import notebook_paths
 
 PATHS = notebook_paths()
 MAX_BYTES = 200_000
