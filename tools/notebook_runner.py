@@ -24,9 +24,10 @@ cells that take the full per-cell timeout and then pass. ``_ShellChannel`` asks 
 for its events after each send, which makes pyzmq look again and wake the poll. (The symptom is
 jupyter/nbclient#312, open upstream; ``tests/test_notebook_runner.py`` reproduces the cause.)
 
-And so that no wait like this can hide again, every cell's wait is compared with the kernel's own
-time stamps: a reply that reaches the runner more than ``max_lag`` seconds after the kernel went
-idle is a stall, raised as :class:`CellStallError`, never counted as a slow success.
+And so that no wait like this can hide again, every cell's wall time is compared with the kernel's
+own time stamps: a cell that waits more than ``max_wait`` seconds beyond them (for the kernel to
+start it, or for its reply after the kernel went idle) is a stall, raised as
+:class:`CellStallError`, never counted as a slow success.
 """
 
 from __future__ import annotations
@@ -60,21 +61,27 @@ BUDGETS = {
     "05_real_r1_distill": (90, None),
 }
 
-# The runner has a cell's reply a few milliseconds after the kernel goes idle; 10 s is a stall.
-MAX_LAG = 10.0
+# A cell normally waits a few milliseconds beyond the kernel's own time for it; 10 s is a stall.
+MAX_WAIT = 10.0
 
 
 class CellStallError(RuntimeError):
-    """A cell's reply reached the runner long after the kernel had finished it (a lost wake-up)."""
+    """A cell waited far beyond the kernel's own time for it (e.g. a lost wake-up)."""
 
 
 @dataclass
 class CellTime:
-    """One code cell: how long the kernel worked on it, and how late the runner saw it finish."""
+    """One code cell: how long the kernel worked on it, and how long the runner waited beyond that."""
 
     index: int
     kernel_s: float  # kernel busy -> idle, from the kernel's own message time stamps
-    lag_s: float  # from the kernel's idle (or reply) to the runner having the reply
+    start_s: float  # runner sends the request -> kernel starts it (after any earlier messages)
+    lag_s: float  # kernel idle (or its reply, if later) -> the runner has the reply
+
+    @property
+    def wait_s(self) -> float:
+        """Wall time beyond the kernel's own: ``start_s + lag_s``."""
+        return self.start_s + self.lag_s
 
 
 @dataclass
@@ -95,9 +102,9 @@ class RunResult:
         return max(self.cells, key=lambda c: c.kernel_s, default=None)
 
     @property
-    def max_lag(self) -> float:
-        """The longest any cell's reply waited after the kernel was done (seconds)."""
-        return max((c.lag_s for c in self.cells), default=0.0)
+    def max_wait(self) -> float:
+        """The longest any cell waited beyond the kernel's own time for it (seconds)."""
+        return max((c.wait_s for c in self.cells), default=0.0)
 
 
 def notebook_paths(selection: list[str] | None = None) -> list[Path]:
@@ -135,7 +142,7 @@ class KernelManager(AsyncKernelManager):
 class TimedClient(NotebookClient):
     """nbclient's client that times each cell against the kernel's stamps and refuses stalls."""
 
-    max_lag = Float(MAX_LAG, help="seconds a reply may arrive after the kernel went idle")
+    max_wait = Float(MAX_WAIT, help="seconds a cell may wait beyond the kernel's time for it")
 
     def __init__(self, nb, **kw):
         kw.setdefault("kernel_manager_class", KernelManager)
@@ -143,22 +150,29 @@ class TimedClient(NotebookClient):
         self.cell_times: list[CellTime] = []
 
     async def async_execute_cell(self, cell, cell_index, execution_count=None, **kw):
+        sent = datetime.now(timezone.utc)
         cell = await super().async_execute_cell(cell, cell_index, execution_count, **kw)
         done = datetime.now(timezone.utc)
         stamps = cell.get("metadata", {}).get("execution", {})
         ends = [stamps[k] for k in ("shell.execute_reply", "iopub.status.idle") if k in stamps]
         if cell.cell_type != "code" or not ends or "iopub.status.busy" not in stamps:
             return cell  # skipped (markdown, empty): nothing ran
-        kernel_done = max(_parse_time(s) for s in ends)
-        kernel_s = (kernel_done - _parse_time(stamps["iopub.status.busy"])).total_seconds()
-        lag = (done - kernel_done).total_seconds()
-        self.cell_times.append(CellTime(cell_index, kernel_s, lag))
-        if lag > self.max_lag:
+        busy, idle = _parse_time(stamps["iopub.status.busy"]), max(map(_parse_time, ends))
+        t = CellTime(
+            cell_index,
+            kernel_s=(idle - busy).total_seconds(),
+            start_s=max(0.0, (busy - sent).total_seconds()),
+            lag_s=max(0.0, (done - idle).total_seconds()),
+        )
+        self.cell_times.append(t)
+        if t.wait_s > self.max_wait:
             raise CellStallError(
-                f"cell {cell_index}: the kernel finished it in {kernel_s:.1f} s, but its reply "
-                f"reached the runner {lag:.1f} s after the kernel went idle (limit "
-                f"{self.max_lag:g} s). That is a lost wake-up between nbclient and the kernel, "
-                "not a slow cell; see the docstring of tools/notebook_runner.py."
+                f"cell {cell_index}: the kernel worked on it {t.kernel_s:.1f} s, but the cell took "
+                f"{t.wait_s:.1f} s more (limit {self.max_wait:g} s): the kernel started it "
+                f"{t.start_s:.1f} s after it was sent, and its reply reached the runner "
+                f"{t.lag_s:.1f} s after the kernel went idle. A late reply is a lost wake-up "
+                "between nbclient and the kernel, not a slow cell; see the docstring of "
+                "tools/notebook_runner.py."
             )
         return cell
 
@@ -168,7 +182,7 @@ def execute(
     fast: bool = True,
     timeout: int = 900,
     static_html: bool = False,
-    max_lag: float = MAX_LAG,
+    max_wait: float = MAX_WAIT,
 ):
     """Run one notebook top to bottom in a fresh kernel; return ``(notebook, RunResult)``.
 
@@ -176,7 +190,7 @@ def execute(
     first. With ``static_html=True`` plotly figures are also stored as self-contained HTML, so an
     exported page shows them without a kernel. ``timeout`` is per cell (nbclient's
     ``CellTimeoutError``). Raises nbclient's ``CellExecutionError`` on the first failing cell and
-    :class:`CellStallError` on a cell whose reply came over ``max_lag`` s after the kernel was done.
+    :class:`CellStallError` on a cell that waited over ``max_wait`` s beyond the kernel's own time.
     """
     env_before = {k: os.environ.get(k) for k in ("COURSE_FAST", "PYTHONPATH", "PLOTLY_RENDERER")}
     os.environ["COURSE_FAST"] = "1" if fast else "0"
@@ -191,7 +205,7 @@ def execute(
         client = TimedClient(
             nb,
             timeout=timeout,
-            max_lag=max_lag,
+            max_wait=max_wait,
             kernel_name="python3",
             resources={"metadata": {"path": str(path.parent)}},
         )
@@ -209,10 +223,10 @@ def execute(
 
 def format_table(results: list[RunResult]) -> str:
     """A plain-text table of notebook wall times against the course's budgets, with the slowest
-    cell (kernel time) and the longest any reply waited after its kernel was idle."""
+    cell (kernel time) and the longest any cell waited beyond the kernel's own time."""
     lines = [
         f"{'notebook':<34} {'mode':<5} {'wall s':>7} {'budget s':>9}  within  "
-        f"{'slowest cell':>14}  {'max lag s':>9}"
+        f"{'slowest cell':>14}  {'max wait s':>10}"
     ]
     for r in results:
         budget = "-" if r.budget is None else str(r.budget)
@@ -221,7 +235,7 @@ def format_table(results: list[RunResult]) -> str:
         slow = "-" if r.slowest is None else f"{r.slowest.index}: {r.slowest.kernel_s:.1f} s"
         lines.append(
             f"{r.name:<34} {mode:<5} {r.seconds:>7.1f} {budget:>9}  {within:<6}  "
-            f"{slow:>14}  {r.max_lag:>9.2f}"
+            f"{slow:>14}  {r.max_wait:>10.2f}"
         )
     return "\n".join(lines)
 
@@ -232,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true", help="full size instead of FAST mode")
     parser.add_argument("--html", type=Path, help="folder for executed HTML exports")
     parser.add_argument(
-        "--cells", action="store_true", help="also print every cell's kernel time and lag"
+        "--cells", action="store_true", help="also print every cell's kernel time and waits"
     )
     args = parser.parse_args(argv)
     paths = notebook_paths(args.select)
@@ -245,7 +259,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path.stem}: {result.seconds:.1f} s", flush=True)
         if args.cells:
             for c in result.cells:
-                print(f"  cell {c.index:>3}: kernel {c.kernel_s:7.2f} s  lag {c.lag_s:5.2f} s")
+                print(
+                    f"  cell {c.index:>3}: kernel {c.kernel_s:7.2f} s  "
+                    f"start {c.start_s:5.2f} s  lag {c.lag_s:5.2f} s"
+                )
         if args.html:
             from nbconvert import HTMLExporter
 
