@@ -1,4 +1,9 @@
-"""Layer 4: notebooks are committed clean and follow the course's first-cell conventions."""
+"""Layer 4: notebooks are committed clean and follow the course's first-cell conventions.
+
+The parameters cell follows papermill's: literal defaults only (`FAST = None` follows `COURSE_FAST`),
+resolved and derived in the next code cell, each read later and never assigned again, so that an
+override (`papermill -p NAME value`, injected right after the parameters cell) reaches the run.
+"""
 
 from __future__ import annotations
 
@@ -98,7 +103,8 @@ class TestNotebookHygiene:
         )
 
     def test_papermill_sees_every_parameter(self, path):
-        papermill = pytest.importorskip("papermill")
+        import papermill
+
         names = set(_parameters(_load(path)["cells"][2]))
         assert set(papermill.inspect_notebook(str(path))) == names
 
@@ -118,7 +124,12 @@ class TestNotebookHygiene:
         cells = _load(path)["cells"]
         params = set(_parameters(cells[2]))
         later = [ast.parse(_code(c)) for c in cells[3:] if c["cell_type"] == "code"]
-        read = {n.id for tree in later for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        read = {
+            n.id
+            for tree in later
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+        }
         assert params <= read, (
             f"parameters nothing reads (an override would change nothing): {params - read}"
         )
