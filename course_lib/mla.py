@@ -32,7 +32,7 @@ What is simplified, plainly:
   correction are not implemented; the softmax scale is exactly ``1/sqrt(d_nope + d_rope)``.
 - No attention dropout, no tensor parallelism, no FP8. Left padding works through ``key_mask``.
 - The decode cache grows by concatenation (readable; a serving engine would preallocate pages).
-- Modules follow TinySeek's attention interface (``course_lib.attention``):
+- Modules follow TinySeek's attention interface (as ``course_lib.attention``):
   ``forward(x, positions, past, key_mask) -> (y, present)`` with ``present`` a tuple of tensors.
 """
 
@@ -43,7 +43,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from course_lib.attention import apply_rope, attention_mask, rope_cos_sin
+from course_lib.layers import RMSNorm, apply_rope, attention_mask, rope_cos_sin
 
 CacheMode = Literal["naive", "absorbed"]
 Cache = tuple[torch.Tensor, ...]
@@ -139,12 +139,12 @@ class MultiHeadLatentAttention(nn.Module):
             self.wq = nn.Linear(d_model, h_qk, bias=False)  # [W^UQ; W^QR] on h directly
         else:
             self.wq_a = nn.Linear(d_model, q_lora_rank, bias=False)  # W^DQ
-            self.q_norm = nn.RMSNorm(q_lora_rank, eps=norm_eps)
+            self.q_norm = RMSNorm(q_lora_rank, eps=norm_eps)
             self.wq_b = nn.Linear(q_lora_rank, h_qk, bias=False)  # [W^UQ; W^QR]
         self.wkv_a = nn.Linear(
             d_model, kv_lora_rank + qk_rope_head_dim, bias=False
         )  # [W^DKV; W^KR]
-        self.kv_norm = nn.RMSNorm(kv_lora_rank, eps=norm_eps)
+        self.kv_norm = RMSNorm(kv_lora_rank, eps=norm_eps)
         # [W^UK; W^UV] per head: rows of head i are (nope rows, then value rows).
         self.wkv_b = nn.Linear(kv_lora_rank, n_heads * (qk_nope_head_dim + v_head_dim), bias=False)
         self.wo = nn.Linear(n_heads * v_head_dim, d_model, bias=False)  # W^O
@@ -332,18 +332,6 @@ def decode(
     return torch.cat(outs, dim=1), cache
 
 
-def cache_nbytes(cache) -> int:
-    """Bytes held by a cache (a tensor, or any nesting of tuples/lists of tensors), measured from the
-    tensors themselves: numel x element size, summed."""
-    if isinstance(cache, torch.Tensor):
-        return cache.numel() * cache.element_size()
-    if isinstance(cache, (tuple, list)):
-        return sum(cache_nbytes(c) for c in cache)
-    if cache is None:
-        return 0
-    raise TypeError(f"cache_nbytes expects tensors in tuples/lists, got {type(cache).__name__}.")
-
-
 def decode_step_seconds(
     attn: MultiHeadLatentAttention,
     context: int,
@@ -381,7 +369,6 @@ def decode_step_seconds(
 __all__ = [
     "CACHE_MODES",
     "MultiHeadLatentAttention",
-    "cache_nbytes",
     "decode",
     "decode_step_seconds",
     "deinterleave_rope_rows",

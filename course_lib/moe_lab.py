@@ -2,7 +2,7 @@
 
 * :func:`make_data`: a training stream and fixed validation batches from ``tasks.domain_mixture``.
 * :func:`dense_twin`: the dense model with the SAME active parameters and FLOPs per token as an MoE
-  config: a SwiGLU of width ``(n_shared + top_k) * d_expert`` (the router's ``d_model * E``
+  config: a SwiGLU of width ``(n_shared_experts + n_activated_experts) * d_expert`` (the router's ``d_model * E``
   multiply-adds are the only extra work of the MoE, under 10% here).
 * :func:`run_variant`: train one config, evaluate on the validation batches, and return a
   :class:`MoERun` with the loss curves, the tokens per expert at every step, max/mean load and
@@ -120,7 +120,7 @@ def validation_domain_usage(model: TinySeek, data: LabData) -> np.ndarray | None
     if not layers:
         return None
     model.eval()
-    D, E = len(data.domain_names), layers[0].n_routed
+    D, E = len(data.domain_names), layers[0].n_routed_experts
     totals = torch.zeros(len(layers), D, E)
     for b in data.val:
         model(b.x)

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from course_lib import sizing
+from course_lib.attention import cache_nbytes
 from course_lib.mla import (
     MultiHeadLatentAttention,
-    cache_nbytes,
     decode,
     deinterleave_rope_rows,
 )
@@ -287,13 +287,6 @@ def test_bad_inputs_say_how_to_fix():
         attn(torch.randn(4, D))
     with pytest.raises(ValueError, match="prefill"):
         decode(attn, torch.randn(1, 3, D), "naive", prefill=0)
-
-
-def test_cache_nbytes_counts_nested_tensors_and_rejects_others():
-    t = torch.zeros(2, 3, dtype=torch.bfloat16)
-    assert cache_nbytes([(t, t), None, (torch.zeros(5),)]) == 2 * 6 * 2 + 5 * 4
-    with pytest.raises(TypeError, match="tensors"):
-        cache_nbytes({"k": t})
 
 
 def test_decode_step_seconds_rejects_bad_sizes():

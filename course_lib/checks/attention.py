@@ -147,7 +147,7 @@ def check_cache_entry(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> C
 
     Expected: ``attn.make_cache(x, "absorbed", positions)``.
     """
-    from course_lib.attention import apply_rope, rope_cos_sin
+    from course_lib.layers import apply_rope, rope_cos_sin
 
     for attn, x, positions in _entry_cases():
         with torch.no_grad():
