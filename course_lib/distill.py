@@ -27,15 +27,14 @@ scratch rather than from a pretrained base model.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from course_lib.tasks import Example, check_answer, format_target
-from course_lib.tokenizer import ANSWER, ANSWER_END, THINK, THINK_END
+from course_lib.formats import check_answer, format_target, is_well_formed
+from course_lib.tasks import Example
 from course_lib.train import IGNORE, Batch, History, train
 
 IGNORE_INDEX = IGNORE  # label value for positions that carry no loss (prompt and padding)
@@ -190,34 +189,6 @@ def distillation_loss(
 # 2. Rejection sampling: keep only well-formed, correct traces
 # --------------------------------------------------------------------------------------------
 
-_TAGS = (THINK, THINK_END, ANSWER, ANSWER_END)
-_FORMAT = re.compile(
-    r"\A<think>(?P<think>.*?)</think><answer>(?P<answer>.*?)</answer>\Z", flags=re.DOTALL
-)
-
-
-def format_ok(completion: str) -> bool:
-    """True when ``completion`` is exactly ``<think>T</think><answer>A</answer>``.
-
-    ``T`` and ``A`` must be non-empty (after stripping spaces) and hold no tag of their own, and
-    nothing may come before or after. Trailing ``<eos>``/``<pad>`` should be cut before calling.
-    """
-    m = _FORMAT.match(completion)
-    if m is None:
-        return False
-    think, answer = m.group("think"), m.group("answer")
-    if not think.strip() or not answer.strip():
-        return False
-    return not any(tag in think or tag in answer for tag in _TAGS)
-
-
-def answer_format_ok(completion: str) -> bool:
-    """True when ``completion`` is exactly ``<answer>A</answer>`` (the answers-only format)."""
-    if not (completion.startswith(ANSWER) and completion.endswith(ANSWER_END)):
-        return False
-    inner = completion[len(ANSWER) : -len(ANSWER_END)]
-    return bool(inner.strip()) and not any(tag in inner for tag in _TAGS)
-
 
 @dataclass
 class Verdict:
@@ -286,7 +257,7 @@ def rejection_filter(
     """Judge each teacher completion: keep it only if its format is valid AND its answer is right.
 
     ``check(completion, answer) -> bool`` decides correctness; by default
-    :func:`course_lib.tasks.check_answer` (exact match of the last ``<answer>`` content). Returns a :class:`FilterReport` whose
+    :func:`course_lib.formats.check_answer` (exact match of the last ``<answer>`` content). Returns a :class:`FilterReport` whose
     ``kept_fraction`` is the share that survives -- R1 reports keeping only correct samples for its
     reasoning SFT data ([R1] §2.3.3).
     """
@@ -297,7 +268,7 @@ def rejection_filter(
         )
     check = check or check_answer
     verdicts = [
-        Verdict(p, c, a, format_ok=format_ok(c), answer_ok=bool(check(c, a)))
+        Verdict(p, c, a, format_ok=is_well_formed(c), answer_ok=bool(check(c, a)))
         for p, c, a in zip(prompts, completions, answers)
     ]
     return FilterReport(verdicts)
@@ -369,11 +340,11 @@ def build_sft_data(
 def sft_data_from_examples(
     tokenizer, examples: Sequence[Example], with_trace: bool = True, max_len: int | None = None
 ) -> SFTData:
-    """Ground-truth targets (:func:`course_lib.tasks.format_target`) for a list of problems."""
+    """Ground-truth targets (:func:`course_lib.formats.format_target`) for a list of problems."""
     return build_sft_data(
         tokenizer,
         [e.prompt for e in examples],
-        [format_target(e, with_trace) for e in examples],
+        [format_target(e.answer, e.trace if with_trace else None) for e in examples],
         max_len,
     )
 
@@ -398,7 +369,7 @@ def student_datasets(
     prompts = [v.prompt for v in kept]
     return {
         "answers only": build_sft_data(
-            tokenizer, prompts, [f"{ANSWER}{v.answer}{ANSWER_END}" for v in kept], max_len
+            tokenizer, prompts, [format_target(v.answer) for v in kept], max_len
         ),
         "traces": build_sft_data(tokenizer, prompts, [v.completion for v in kept], max_len),
         "unfiltered traces": build_sft_data(
@@ -522,7 +493,7 @@ def evaluate(
         )
         correct = [bool(check(c, a)) for c, a in zip(comps, answers)]
         n_right += sum(correct)
-        n_format += sum(format_ok(c) or answer_format_ok(c) for c in comps)
+        n_format += sum(is_well_formed(c) for c in comps)
         first = first or (comps, correct)
     total = samples * len(prompts)
     return EvalResult(n_right / total, n_format / total, first[0], first[1])

@@ -49,23 +49,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.tasks import Example, addition_trace, check_answer
-from course_lib.tokenizer import (
-    ANSWER,
-    ANSWER_END,
-    BOS,
-    EOS,
-    PAD,
-    THINK,
-    THINK_END,
-    CharTokenizer,
-    default_tokenizer,
-)
+from course_lib.formats import ANSWER, TAGS, check_answer, format_target, is_well_formed
+from course_lib.tasks import Example, addition_trace
+from course_lib.tokenizer import BOS, EOS, PAD, CharTokenizer, default_tokenizer
 from course_lib.train import IGNORE, Batch, train
-
-THINK_OPEN, THINK_CLOSE = THINK, THINK_END
-ANSWER_OPEN, ANSWER_CLOSE = ANSWER, ANSWER_END
-FORMAT_TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
 
 RewardFn = Callable[[str, str, str], float]
 Aggregation = Literal["grpo", "dr_grpo", "dapo"]
@@ -79,7 +66,7 @@ AGGREGATIONS: tuple[str, ...] = ("grpo", "dr_grpo", "dapo")
 def accuracy_reward(prompt: str, completion: str, answer: str) -> float:
     """1.0 when the answer inside ``<answer>…</answer>`` is right, else 0.0 (R1 §2.2.2).
 
-    Uses the course's answer checker (:func:`course_lib.tasks.check_answer`), so the completion
+    Uses the course's answer checker (:func:`course_lib.formats.check_answer`), so the completion
     must put its final answer inside the answer tags; text elsewhere is never graded.
     """
     try:
@@ -89,27 +76,12 @@ def accuracy_reward(prompt: str, completion: str, answer: str) -> float:
 
 
 def strict_format_reward(prompt: str, completion: str, answer: str | None = None) -> float:
-    """1.0 for exactly ``<think>…</think><answer>…</answer>``, else 0.0 (R1-Zero's template).
+    """1.0 when the completion is well formed, else 0.0 (R1-Zero's format reward).
 
-    Each of the four tags must appear exactly once and in that order; only whitespace may sit
-    before ``<think>``, between ``</think>`` and ``<answer>``, and after ``</answer>``; the answer
-    must not be empty. Repeated, missing, nested or out-of-order tags score 0.
+    Well formed is :func:`course_lib.formats.is_well_formed`: one ``<think>`` block with some
+    thinking, then one ``<answer>`` block with an answer, only white space around them.
     """
-    if not isinstance(completion, str):
-        return 0.0
-    if any(completion.count(tag) != 1 for tag in FORMAT_TAGS):
-        return 0.0
-    i_to, i_tc = completion.index(THINK_OPEN), completion.index(THINK_CLOSE)
-    i_ao, i_ac = completion.index(ANSWER_OPEN), completion.index(ANSWER_CLOSE)
-    if not (i_to < i_tc < i_ao < i_ac):
-        return 0.0
-    before = completion[:i_to]
-    between = completion[i_tc + len(THINK_CLOSE) : i_ao]
-    after = completion[i_ac + len(ANSWER_CLOSE) :]
-    inside_answer = completion[i_ao + len(ANSWER_OPEN) : i_ac]
-    if before.strip() or between.strip() or after.strip() or not inside_answer.strip():
-        return 0.0
-    return 1.0
+    return 1.0 if is_well_formed(completion) else 0.0
 
 
 def naive_format_reward(prompt: str, completion: str, answer: str | None = None) -> float:
@@ -120,7 +92,7 @@ def naive_format_reward(prompt: str, completion: str, answer: str | None = None)
     """
     if not isinstance(completion, str):
         return 0.0
-    return 1.0 if ANSWER_OPEN in completion else 0.0
+    return 1.0 if ANSWER in completion else 0.0
 
 
 @dataclass(frozen=True)
@@ -853,12 +825,12 @@ def student_text(ex: Example, student: str) -> str:
     terms = [int(t) for t in ex.prompt.rstrip("=").split("+")]
     if student == "careful":
         trace, answer = addition_trace(terms)
-        return f"{THINK_OPEN}{trace}{THINK_CLOSE}{ANSWER_OPEN}{answer}{ANSWER_CLOSE}"
+        return format_target(answer, trace)
     trace, answer = careless_addition_trace(terms)
     if student == "careless":
-        return f"{THINK_OPEN}{trace}{THINK_CLOSE}{ANSWER_OPEN}{answer}{ANSWER_CLOSE}"
+        return format_target(answer, trace)
     if student == "lazy":
-        return f"{ANSWER_OPEN}{answer}"
+        return f"{ANSWER}{answer}"
     if student == "plain":
         trace, answer = addition_trace(terms)
         return f"{trace} so {answer}"
@@ -945,7 +917,7 @@ def hf_tokenizer(tokenizer: CharTokenizer | None = None):
     core.add_special_tokens(
         [AddedToken(t, special=True, normalized=False) for t in (PAD, BOS, EOS)]
     )
-    core.add_tokens([AddedToken(t, special=False, normalized=False) for t in FORMAT_TAGS])
+    core.add_tokens([AddedToken(t, special=False, normalized=False) for t in TAGS])
     core.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A", special_tokens=[(BOS, tok.bos_id)]
     )

@@ -13,8 +13,8 @@ What this module does, and what it simplifies:
   it loads the same weights unquantised on the CPU and says how slow that will be. It checks the free
   memory against ``course_lib.sizing`` *before* loading and suggests the largest distill that fits.
   ``trust_remote_code`` stays off and only safetensors are read.
-- ``split_thinking`` cuts a completion into thinking and answer the way R1's own chat template does
-  for earlier turns: the answer is what follows the *last* ``</think>``.
+- Replies are cut into thinking and answer by :func:`course_lib.formats.split_thinking` (the answer
+  is what follows the *last* ``</think>``, as R1's own chat template does for earlier turns).
 - ``stream``/``stream_chat`` run ``generate`` in a thread and read transformers' TextIteratorStreamer,
   so a widget can show the thinking while it is being written.
 - ``thinking_budget_run`` cuts the thinking off after a token budget and forces ``</think>``
@@ -42,6 +42,7 @@ from pathlib import Path
 import torch
 
 from course_lib import sizing
+from course_lib.formats import THINK, THINK_END, Thought, extract_boxed, split_thinking
 
 # --------------------------------------------------------------------------------------------------
 # Which models, where from
@@ -66,8 +67,6 @@ TEMPERATURE = 0.6
 TOP_P = 0.95
 MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 
-THINK_OPEN = "<think>"
-THINK_CLOSE = "</think>"
 # R1's special tokens (the stand-in uses the same strings).
 BOS = "<｜begin▁of▁sentence｜>"
 EOS = "<｜end▁of▁sentence｜>"
@@ -579,66 +578,15 @@ def chat_prompt(
         )
     messages = [*history, {"role": "user", "content": question}]
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    opened = text.rstrip().endswith(THINK_OPEN)
+    opened = text.rstrip().endswith(THINK)
     if not opened:
-        text = text + THINK_OPEN + "\n"
+        text = text + THINK + "\n"
     return ChatPrompt(text, opened)
 
 
 def math_question(problem: str) -> str:
     """The model card's math prompt: the problem, then "reason step by step ... \\boxed{}"."""
     return f"{problem.strip()}\n{MATH_INSTRUCTION}"
-
-
-@dataclass(frozen=True)
-class Thought:
-    """A completion cut into the reasoning and the final answer."""
-
-    thinking: str
-    answer: str
-    finished: bool  # the thinking was closed with </think>
-
-
-def _strip_tags(text: str) -> str:
-    # Loop: removing one tag can join two halves into a new one ("<thi<think>nk>").
-    while THINK_OPEN in text or THINK_CLOSE in text:
-        text = text.replace(THINK_OPEN, "").replace(THINK_CLOSE, "")
-    return text
-
-
-def split_thinking(text: str, think_open_in_prompt: bool = True) -> Thought:
-    """Split a completion into thinking and answer, robust to missing or repeated tags.
-
-    - The answer is what follows the last ``</think>`` (R1's chat template keeps the same part of
-      earlier assistant turns); everything before it is thinking.
-    - No ``</think>``: if thinking was opened (in the prompt, the default, or by a ``<think>`` in the
-      text) the whole text is unfinished thinking; otherwise it is all answer.
-    - Tags never appear in either part; both are stripped of surrounding whitespace.
-    """
-    if not isinstance(text, str):
-        raise ValueError(f"text must be a string, got {type(text).__name__}.")
-    close_at = text.rfind(THINK_CLOSE)
-    if close_at >= 0:
-        thinking, answer, finished = text[:close_at], text[close_at + len(THINK_CLOSE) :], True
-    elif think_open_in_prompt or THINK_OPEN in text:
-        thinking, answer, finished = text, "", False
-    else:
-        thinking, answer, finished = "", text, False
-    return Thought(_strip_tags(thinking).strip(), _strip_tags(answer).strip(), finished)
-
-
-def extract_boxed(text: str) -> str | None:
-    """The content of the last ``\\boxed{...}`` in ``text`` (nested braces allowed), or None."""
-    start = text.rfind("\\boxed{")
-    while start >= 0:
-        i, depth = start + len("\\boxed{"), 1
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0:
-            return text[start + len("\\boxed{") : i - 1].strip()
-        start = text.rfind("\\boxed{", 0, start)  # unclosed: try an earlier one
-    return None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -683,7 +631,7 @@ def _make_completion(lm: LoadedModel, prompt: str, prompt_ids, new_ids) -> Compl
         new_ids = new_ids[: int(ends[0]) + 1]
     text = tok.decode(new_ids, skip_special_tokens=True)
     c = Completion(prompt, prompt_ids.detach().cpu(), new_ids, text)
-    close_id = _token_id(tok, THINK_CLOSE)
+    close_id = _token_id(tok, THINK_END)
     if close_id is not None:
         hits = (new_ids == close_id).nonzero()
         c.thinking_tokens = int(hits[0]) if len(hits) else len(new_ids)
@@ -895,12 +843,12 @@ def answer_with_budget(
     if budget < 0:
         raise ValueError(f"budget must be >= 0 thinking tokens, got {budget}.")
     tok = lm.tokenizer
-    close_id = _token_id(tok, THINK_CLOSE)
+    close_id = _token_id(tok, THINK_END)
     prompts = [chat_prompt(tok, math_question(p.question)).text for p in problems]
     prompt_rows = [
         tok(t, add_special_tokens=False, return_tensors="pt")["input_ids"][0] for t in prompts
     ]
-    force = tok("\n" + THINK_CLOSE + "\n\n", add_special_tokens=False, return_tensors="pt")
+    force = tok("\n" + THINK_END + "\n\n", add_special_tokens=False, return_tensors="pt")
     force_ids = force["input_ids"][0]
 
     thinking_rows: list[torch.Tensor] = [torch.zeros(0, dtype=torch.long) for _ in problems]
@@ -1017,9 +965,7 @@ def _stand_in_corpus() -> list[str]:
     lines = []
     for p in math_problems():
         lines.append(math_question(p.question))
-        lines.append(
-            f"{THINK_OPEN}\n{p.trace}\n{THINK_CLOSE}\n\nThe answer is \\boxed{{{p.answer}}}."
-        )
+        lines.append(f"{THINK}\n{p.trace}\n{THINK_END}\n\nThe answer is \\boxed{{{p.answer}}}.")
     return lines
 
 
@@ -1043,7 +989,7 @@ def _stand_in_tokenizer(vocab_size: int, opens_think: bool):
     )
     # As in R1's tokenizer: <think> and </think> are single added tokens that are NOT special, so
     # decode(skip_special_tokens=True) keeps them in the text.
-    tok.add_tokens([THINK_OPEN, THINK_CLOSE])
+    tok.add_tokens([THINK, THINK_END])
     tok.add_special_tokens({"additional_special_tokens": [USER, ASSISTANT]})
     tok.chat_template = stand_in_chat_template(opens_think)
     tok.padding_side = "left"
@@ -1141,12 +1087,10 @@ def _fit_format(model, tok, steps: int, seed: int) -> list[float]:
             tokenize=False,
             add_generation_prompt=True,
         )
-        if not prompt.rstrip().endswith(THINK_OPEN):
-            prompt += THINK_OPEN + "\n"
+        if not prompt.rstrip().endswith(THINK):
+            prompt += THINK + "\n"
         prompt_lens.append(len(tok(prompt, add_special_tokens=False)["input_ids"]))
-        texts.append(
-            f"{prompt}{p.trace}\n{THINK_CLOSE}\n\nThe answer is \\boxed{{{p.answer}}}.{EOS}"
-        )
+        texts.append(f"{prompt}{p.trace}\n{THINK_END}\n\nThe answer is \\boxed{{{p.answer}}}.{EOS}")
     tok.padding_side = "right"
     enc = tok(texts, add_special_tokens=False, padding=True, return_tensors="pt")
     tok.padding_side = "left"

@@ -7,9 +7,10 @@
   GRPO can start from a weak model.
 * ``domain_mixture``: four clearly different domains (arithmetic, string reversal, sorting
   letters, a tiny natural-language set) so the experts of a Mixture-of-Experts can specialise.
-* ``format_target`` / ``extract_answer`` / ``check_answer``: R1's output format
-  ``<think>trace</think><answer>answer</answer>`` ([R1] §2.2.1, Table 1) and a rule-based checker
-  (R1-Zero's accuracy reward is such a rule, [R1] §2.2.2).
+
+Every example carries a ``trace`` and an ``answer``; :func:`course_lib.formats.format_target` writes
+them in R1's ``<think>trace</think><answer>answer</answer>`` format and
+:func:`course_lib.formats.check_answer` grades a completion against ``answer``.
 
 Simplified: the real R1 training data are math/code problems in natural language; ours are
 generated, tiny and exactly checkable. Every generator is deterministic given ``seed``.
@@ -18,11 +19,8 @@ generated, tiny and exactly checkable. Every generator is deterministic given ``
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from course_lib.tokenizer import ANSWER, ANSWER_END, THINK, THINK_END
 
 DOMAINS: tuple[str, ...] = ("arithmetic", "reverse", "sort", "language")
 
@@ -230,31 +228,3 @@ def domain_mixture(
     }
     iters = {d: iter(pools[d](counts[d])) for d in domains}
     return [next(iters[d]) for d in picks]
-
-
-# --------------------------------------------------------------------------------------------
-# R1's output format and the exact answer checker
-# --------------------------------------------------------------------------------------------
-def format_target(ex: Example, with_trace: bool = True) -> str:
-    """What the model should write after the prompt.
-
-    With the trace: ``<think>trace</think><answer>answer</answer>``; answers only:
-    ``<answer>answer</answer>``.
-    """
-    answer = f"{ANSWER}{ex.answer}{ANSWER_END}"
-    return f"{THINK}{ex.trace}{THINK_END}{answer}" if with_trace else answer
-
-
-_ANSWER_RE = re.compile(re.escape(ANSWER) + r"(.*?)" + re.escape(ANSWER_END), re.DOTALL)
-
-
-def extract_answer(completion: str) -> str | None:
-    """The text inside the LAST ``<answer>...</answer>`` pair (stripped), or None without one."""
-    found = _ANSWER_RE.findall(completion)
-    return found[-1].strip() if found else None
-
-
-def check_answer(completion: str, answer: str) -> bool:
-    """Exact match of the extracted answer with the reference answer (whitespace-stripped)."""
-    got = extract_answer(completion)
-    return got is not None and got == str(answer).strip()

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from course_lib.tasks import DOMAINS, Example, format_target
+from course_lib.formats import format_target
+from course_lib.tasks import DOMAINS, Example
 from course_lib.tokenizer import CharTokenizer, default_tokenizer
 
 IGNORE = -100
@@ -62,7 +63,8 @@ def encode_example(
     """``<bos>prompt`` + target + ``<eos>`` as ids, and the prompt's length (bos included)."""
     tok = tokenizer or default_tokenizer()
     prompt = tok.encode(ex.prompt, add_bos=True)
-    return prompt + tok.encode(format_target(ex, with_trace), add_eos=True), len(prompt)
+    target = format_target(ex.answer, ex.trace if with_trace else None)
+    return prompt + tok.encode(target, add_eos=True), len(prompt)
 
 
 def pack_examples(

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib import distill
+from course_lib import distill, formats
 from course_lib.distill import IGNORE_INDEX
 
 
@@ -188,31 +188,6 @@ def test_bad_inputs_are_refused_with_a_fix():
 GOOD = "<think>12+30=42</think><answer>42</answer>"
 
 
-@pytest.mark.parametrize(
-    "completion, ok",
-    [
-        (GOOD, True),
-        ("<answer>42</answer>", False),  # no thinking
-        ("<think>12+30=42</think>", False),  # no answer
-        ("<think>12+30=42</think><answer>42</answer>junk", False),  # text after
-        ("x<think>12+30=42</think><answer>42</answer>", False),  # text before
-        ("<think></think><answer>42</answer>", False),  # empty thinking
-        ("<think>a</think><answer> </answer>", False),  # empty answer
-        ("<think>a<think>b</think><answer>42</answer>", False),  # nested tag
-        ("<think>a</think><answer>4<answer>2</answer>", False),
-        ("<answer>42</answer><think>a</think>", False),  # wrong order
-    ],
-)
-def test_format_check_on_hand_made_cases(completion, ok):
-    assert distill.format_ok(completion) is ok
-
-
-def test_answers_only_format():
-    assert distill.answer_format_ok("<answer>42</answer>")
-    assert not distill.answer_format_ok(GOOD)
-    assert not distill.answer_format_ok("<answer></answer>")
-
-
 def test_rejection_filter_keeps_only_correct_and_well_formed():
     prompts = ["12+30=", "12+30=", "5+5=", "5+5=", "9+1="]
     completions = [
@@ -290,7 +265,7 @@ def test_sft_data_from_examples_uses_the_course_format():
     data = distill.sft_data_from_examples(TOK, exs, with_trace=True)
     for i, ex in enumerate(exs):
         kept = data.labels[i][data.labels[i] != IGNORE_INDEX].tolist()
-        assert TOK.decode(kept) == tasks.format_target(ex) + "<eos>"
+        assert TOK.decode(kept) == formats.format_target(ex.answer, ex.trace) + "<eos>"
 
 
 def test_student_datasets_split_kept_and_all():
@@ -327,7 +302,7 @@ def test_evaluate_scores_with_the_answer_checker():
     model = _tiny(2)
     exs = tasks.arithmetic(6, seed=1, digits=1)
     res = distill.evaluate(model, TOK, [e.prompt for e in exs], [e.answer for e in exs], 10)
-    assert res.correct == [tasks.check_answer(c, e.answer) for c, e in zip(res.completions, exs)]
+    assert res.correct == [formats.check_answer(c, e.answer) for c, e in zip(res.completions, exs)]
     assert res.accuracy == sum(res.correct) / 6
     always_right = distill.evaluate(
         model, TOK, [e.prompt for e in exs], [e.answer for e in exs], 4, check=lambda c, a: True
@@ -432,8 +407,10 @@ def test_kd_loss_is_never_negative_and_zero_only_at_equality(rows, vocab, temper
 def test_every_ground_truth_target_passes_the_filter(seed, digits, terms):
     exs = tasks.arithmetic(5, seed=seed, digits=digits, terms=terms, ops="+*")
     report = distill.rejection_filter(
-        [e.prompt for e in exs], [tasks.format_target(e) for e in exs], [e.answer for e in exs]
+        [e.prompt for e in exs],
+        [formats.format_target(e.answer, e.trace) for e in exs],
+        [e.answer for e in exs],
     )
     assert report.kept_fraction == 1.0
     # and the answers-only target is never mistaken for a trace
-    assert not any(distill.format_ok(tasks.format_target(e, with_trace=False)) for e in exs)
+    assert not any(formats.is_well_formed(formats.format_target(e.answer)) for e in exs)

@@ -9,12 +9,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib import grpo, tasks
+from course_lib import formats, grpo, tasks
 from course_lib.model import TinySeek, TinySeekConfig
 from course_lib.tokenizer import default_tokenizer
-
-TAGS = list(grpo.FORMAT_TAGS)
-
 
 # ---------------------------------------------------------------------------------------------
 # The hand-worked example: one group of two completions.
@@ -225,7 +222,7 @@ GOOD = "<think>3+4: 3+4=7</think><answer>7</answer>"
     [
         (GOOD, 1.0, 1.0),
         ("  " + GOOD.replace("</think>", "</think>\n") + "\n", 1.0, 1.0),
-        ("<think></think><answer>7</answer>", 1.0, 1.0),
+        ("<think></think><answer>7</answer>", 0.0, 1.0),  # no thinking: not well formed
         ("<think>x</think><answer> </answer>", 0.0, 1.0),
         ("<answer>7</answer>", 0.0, 1.0),
         ("<answer>7</answer><think>x</think>", 0.0, 1.0),
@@ -243,42 +240,11 @@ def test_format_rewards_by_hand(text, strict, naive):
     assert grpo.naive_format_reward("3+4=", text) == naive
 
 
-_pieces = st.lists(
-    st.one_of(st.sampled_from(TAGS + ["7", " ", "\n", "<", ">", "/"]), st.text(max_size=5)),
-    max_size=12,
-)
-_texts = st.one_of(st.text(), _pieces.map("".join))
-_tag_free = st.text(max_size=20).filter(
-    lambda s: not any(t in s for t in TAGS) and "<" not in s and ">" not in s
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(prompt=st.text(max_size=10), text=_texts)
-def test_rewards_never_raise_and_stay_in_range(prompt, text):
-    for fn in (grpo.strict_format_reward, grpo.naive_format_reward):
-        assert fn(prompt, text, "7") in (0.0, 1.0)
-    if any(text.count(t) != 1 for t in TAGS):
-        assert grpo.strict_format_reward(prompt, text) == 0.0
+@settings(max_examples=100)
+@given(prompt=st.text(max_size=10), text=st.text(max_size=40))
+def test_format_rewards_are_the_format_check_as_a_float(prompt, text):
+    assert grpo.strict_format_reward(prompt, text, "7") == float(formats.is_well_formed(text))
     assert grpo.naive_format_reward(prompt, text) == (1.0 if "<answer>" in text else 0.0)
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    think=_tag_free,
-    ans=_tag_free.filter(lambda s: s.strip() != ""),
-    order=st.permutations(range(4)),
-    repeat=st.sampled_from(TAGS),
-)
-def test_strict_format_accepts_only_the_ordered_single_tags(think, ans, order, repeat):
-    good = "<think>" + think + "</think><answer>" + ans + "</answer>"
-    assert grpo.strict_format_reward("", good) == 1.0
-    assert grpo.strict_format_reward("", good + repeat) == 0.0  # a repeated tag
-    assert grpo.strict_format_reward("", repeat + good) == 0.0
-    t = [TAGS[i] for i in order]
-    shuffled = t[0] + "x" + t[1] + t[2] + "7" + t[3]
-    expected = 1.0 if list(order) == [0, 1, 2, 3] else 0.0
-    assert grpo.strict_format_reward("", shuffled) == expected
 
 
 def test_combine_rewards_weights_and_errors():
@@ -306,7 +272,7 @@ def test_to_trl_reward_matches_the_trainer_calling_convention():
 
 
 @settings(max_examples=200, deadline=None)
-@given(text=_texts, answer=st.text(max_size=5))
+@given(text=st.text(max_size=40), answer=st.text(max_size=5))
 def test_accuracy_reward_never_raises(text, answer):
     assert grpo.accuracy_reward("1+2=", text, answer) in (0.0, 1.0)
 

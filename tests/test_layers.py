@@ -61,7 +61,11 @@ def test_rmsnorm_and_swiglu_match_transformers_llama():
         theirs.weight.copy_(ours.weight)
     torch.testing.assert_close(ours(x), theirs(x))
     cfg = LlamaConfig(
-        hidden_size=16, intermediate_size=24, num_attention_heads=2, hidden_act="silu", mlp_bias=False
+        hidden_size=16,
+        intermediate_size=24,
+        num_attention_heads=2,
+        hidden_act="silu",
+        mlp_bias=False,
     )
     mlp, swiglu = LlamaMLP(cfg), SwiGLU(16, 24)
     swiglu.load_state_dict(mlp.state_dict())  # the same three weight names

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib import r1, sizing
+from course_lib import formats, r1, sizing
 from course_lib.math_problems import math_problems
 
 # --------------------------------------------------------------------------------------------------
@@ -273,7 +273,7 @@ def test_chat_history_drops_earlier_thinking_and_refuses_system(lm):
 
 def test_think_tags_are_single_non_special_tokens(lm):
     tok = lm.tokenizer
-    for tag in (r1.THINK_OPEN, r1.THINK_CLOSE):
+    for tag in (formats.THINK, formats.THINK_END):
         ids = tok.encode(tag, add_special_tokens=False)
         assert len(ids) == 1
         assert tok.decode(ids, skip_special_tokens=True) == tag
@@ -297,59 +297,6 @@ def test_math_question_follows_the_model_card():
     assert (
         q == "What is 1+1?\nPlease reason step by step, and put your final answer within \\boxed{}."
     )
-
-
-# --------------------------------------------------------------------------------------------------
-# Thinking vs answer
-# --------------------------------------------------------------------------------------------------
-
-
-def test_split_thinking_examples():
-    s = r1.split_thinking
-    assert s("I add.\n</think>\n\nIt is 5.") == r1.Thought("I add.", "It is 5.", True)
-    assert s("<think>I add.</think>It is 5.", False) == r1.Thought("I add.", "It is 5.", True)
-    assert s("still thinking") == r1.Thought("still thinking", "", False)
-    assert s("just an answer", think_open_in_prompt=False) == r1.Thought(
-        "", "just an answer", False
-    )
-    assert s("a</think>b</think>c") == r1.Thought("ab", "c", True)  # answer after the last tag
-    assert s("<think><think>x") == r1.Thought("x", "", False)
-    assert s("<thi<think>nk>x</think>y") == r1.Thought("x", "y", True)
-
-
-TAGLESS = st.text(alphabet=st.characters(blacklist_characters="<>"), max_size=40)
-
-
-@given(st.text(max_size=80), st.booleans())
-def test_split_thinking_never_leaks_tags(text, opened):
-    t = r1.split_thinking(text, opened)
-    for part in (t.thinking, t.answer):
-        assert r1.THINK_OPEN not in part and r1.THINK_CLOSE not in part
-        assert part == part.strip()
-    assert t.finished == (r1.THINK_CLOSE in text)
-
-
-@given(TAGLESS, TAGLESS, st.integers(0, 3), st.integers(1, 3))
-def test_split_thinking_recovers_parts_with_repeated_tags(a, b, opens, closes):
-    text = r1.THINK_OPEN * opens + a + r1.THINK_CLOSE * closes + b
-    t = r1.split_thinking(text, think_open_in_prompt=opens == 0)
-    assert (t.thinking, t.answer, t.finished) == (a.strip(), b.strip(), True)
-
-
-@given(TAGLESS, st.booleans())
-def test_split_thinking_without_tags(text, opened):
-    t = r1.split_thinking(text, opened)
-    if opened:
-        assert (t.thinking, t.answer) == (text.strip(), "")
-    else:
-        assert (t.thinking, t.answer) == ("", text.strip())
-
-
-def test_extract_boxed():
-    assert r1.extract_boxed("so \\boxed{42}.") == "42"
-    assert r1.extract_boxed("\\boxed{1} then \\boxed{\\frac{1}{2}}") == "\\frac{1}{2}"
-    assert r1.extract_boxed("\\boxed{7} and \\boxed{unclosed") == "7"
-    assert r1.extract_boxed("no box") is None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -448,7 +395,7 @@ def test_budget_plumbing_with_a_scripted_model(lm, monkeypatch):
     """Script generate's output to check cut-off, forced </think>, boxed reading and scoring."""
     tok = lm.tokenizer
     problems = math_problems(per_kind=1)[:3]
-    close = tok.convert_tokens_to_ids(r1.THINK_CLOSE)
+    close = tok.convert_tokens_to_ids(formats.THINK_END)
     word = tok.encode("ok", add_special_tokens=False)[0]
     calls: list[torch.Tensor] = []
 

@@ -11,7 +11,7 @@ import html
 
 import ipywidgets as widgets
 
-from course_lib import r1
+from course_lib import formats, r1
 from course_lib.look_inside import AttentionMaps, LogitLens, TokenConfidence
 from course_lib.plots import look_inside as plots
 
@@ -45,7 +45,7 @@ class ChatView:
     def update(self, text: str) -> None:
         """Show ``text`` (the completion so far) split into its thinking and its answer."""
         self.text = text
-        thought = r1.split_thinking(text)
+        thought = formats.split_thinking(text)
         self.thinking.value = _pre(thought.thinking, "color:#555;font-style:italic")
         self.answer.value = _pre(thought.answer, "")
         phase = "answering" if thought.finished else "thinking…"
