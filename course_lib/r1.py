@@ -42,7 +42,9 @@ from pathlib import Path
 import torch
 
 from course_lib import sizing
+from course_lib.data import Batch, left_pad, sft_rows_from_ids
 from course_lib.formats import THINK, THINK_END, Thought, extract_boxed, split_thinking
+from course_lib.train import History, lm_loss, train
 
 # --------------------------------------------------------------------------------------------------
 # Which models, where from
@@ -814,16 +816,6 @@ class BudgetAnswer:
     correct: bool
 
 
-def _left_pad(rows: list[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, width - len(r) :] = r
-        mask[i, width - len(r) :] = 1
-    return ids, mask
-
-
 def answer_with_budget(
     lm: LoadedModel,
     problems: Sequence,
@@ -855,13 +847,13 @@ def answer_with_budget(
     closed = [False] * len(problems)
     torch.manual_seed(seed)
     if budget > 0:
-        ids, mask = _left_pad(prompt_rows, tok.pad_token_id)
+        ids, mask = left_pad(prompt_rows, tok.pad_token_id)
         kw = sampling_kwargs(lm, budget, temperature, top_p)
         stops = [tok.eos_token_id] + ([close_id] if close_id is not None else [])
         kw["eos_token_id"] = stops
         with torch.no_grad(), oom_guard(f"thinking with a budget of {budget} tokens"):
             out = lm.model.generate(
-                input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), **kw
+                input_ids=ids.to(lm.device), attention_mask=mask.long().to(lm.device), **kw
             )
         new = out[:, ids.shape[1] :].cpu()
         for i, row in enumerate(new):
@@ -871,11 +863,11 @@ def answer_with_budget(
             closed[i] = bool(hits) and row[hits[0]].item() == close_id
 
     answer_rows = [torch.cat([p, t, force_ids]) for p, t in zip(prompt_rows, thinking_rows)]
-    ids, mask = _left_pad(answer_rows, tok.pad_token_id)
+    ids, mask = left_pad(answer_rows, tok.pad_token_id)
     kw = sampling_kwargs(lm, max_answer_tokens, temperature, top_p)
     with torch.no_grad(), oom_guard("writing the answers"):
         out = lm.model.generate(
-            input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), **kw
+            input_ids=ids.to(lm.device), attention_mask=mask.long().to(lm.device), **kw
         )
     results = []
     for i, p in enumerate(problems):
@@ -1076,42 +1068,31 @@ def build_stand_in(
     return folder
 
 
-def _fit_format(model, tok, steps: int, seed: int) -> list[float]:
-    """A few AdamW steps of next-token loss on R1-style chats so the stand-in learns the format."""
+def _fit_format(model, tok, steps: int, seed: int) -> History:
+    """Teach the stand-in R1's format: SFT on R1-style replies to the course's math problems, with
+    the course's SFT rows and training loop (the reply is learned, not the question)."""
     from course_lib.math_problems import math_problems
 
-    texts, prompt_lens = [], []
+    pairs = []
     for p in math_problems():
-        prompt = tok.apply_chat_template(
-            [{"role": "user", "content": math_question(p.question)}],
-            tokenize=False,
-            add_generation_prompt=True,
+        prompt = chat_prompt(tok, math_question(p.question)).text
+        reply = f"{p.trace}\n{THINK_END}\n\nThe answer is \\boxed{{{p.answer}}}."
+        pairs.append(
+            (
+                tok(prompt, add_special_tokens=False)["input_ids"],
+                tok(reply, add_special_tokens=False)["input_ids"] + [tok.eos_token_id],
+            )
         )
-        if not prompt.rstrip().endswith(THINK):
-            prompt += THINK + "\n"
-        prompt_lens.append(len(tok(prompt, add_special_tokens=False)["input_ids"]))
-        texts.append(f"{prompt}{p.trace}\n{THINK_END}\n\nThe answer is \\boxed{{{p.answer}}}.{EOS}")
-    tok.padding_side = "right"
-    enc = tok(texts, add_special_tokens=False, padding=True, return_tensors="pt")
-    tok.padding_side = "left"
-    ids, mask = enc["input_ids"], enc["attention_mask"]
-    labels = ids.masked_fill(mask == 0, -100)
-    for row, n in zip(labels, prompt_lens):
-        row[:n] = -100  # learn the reply, not the question
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    model.train()
-    batch = min(16, len(texts))
-    losses = []
-    for _ in range(steps):
-        pick = torch.randperm(len(texts), generator=gen)[:batch]
-        loss = model(input_ids=ids[pick], attention_mask=mask[pick], labels=labels[pick]).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    rows = sft_rows_from_ids(pairs, tok.pad_token_id)
+
+    def loss_fn(model, batch: Batch) -> tuple[torch.Tensor, dict]:
+        return lm_loss(model(input_ids=batch.x).logits, batch.y), {}
+
+    history = train(
+        model, rows.batches(16, seed), steps, loss_fn, lr=1e-2, desc="stand-in", progress=False
+    )
     model.eval()
-    return losses
+    return history
 
 
 def param_count(model) -> int:

@@ -47,12 +47,15 @@ def _range(value: int | tuple[int, int], name: str, low: int) -> tuple[int, int]
     return int(lo), int(hi)
 
 
-def addition_trace(terms: Sequence[int]) -> tuple[str, str]:
+def addition_trace(terms: Sequence[int], forget_carries: bool = False) -> tuple[str, str]:
     """Column-by-column addition, least significant column first.
 
     ``addition_trace([47, 85]) == ("7+5=12;4+8+1=13", "132")``: each step adds the column's digits
     and the carry (written only when it is not zero); the answer is the last column's sum followed
     by the other columns' last digits, read back to front.
+
+    ``forget_carries=True`` is the careless student of notebook 04 (:mod:`course_lib.students`):
+    ``("7+5=12;4+8=12", "122")``. Problems without a carry come out right either way.
     """
     if len(terms) < 1 or any(t < 0 for t in terms):
         raise ValueError("addition_trace needs one or more non-negative integers.")
@@ -65,7 +68,7 @@ def addition_trace(terms: Sequence[int]) -> tuple[str, str]:
         total = sum(col) + carry
         steps.append("+".join(parts) + f"={total}")
         units.append(total % 10)
-        carry = total // 10
+        carry = 0 if forget_carries else total // 10
     answer = str(total) + "".join(str(u) for u in reversed(units[:-1]))
     return ";".join(steps), answer
 

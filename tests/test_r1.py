@@ -469,7 +469,7 @@ def test_fitting_the_format_lowers_the_loss(lm):
     import copy
 
     model = copy.deepcopy(lm.model)
-    losses = r1._fit_format(model, lm.tokenizer, steps=8, seed=0)
+    losses = r1._fit_format(model, lm.tokenizer, steps=8, seed=0).series("loss")[1]
     assert len(losses) == 8 and losses[-1] < losses[0]
 
 

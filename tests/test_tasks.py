@@ -54,3 +54,13 @@ def test_domain_mixture_has_all_domains_and_right_answers():
     assert {e.domain for e in only} == {"sort"}
     with pytest.raises(ValueError, match="unknown domains"):
         domain_mixture(5, 0, domains=("poetry",))
+
+
+def test_addition_trace_with_and_without_carries():
+    assert addition_trace([47, 85]) == ("7+5=12;4+8+1=13", "132")
+    # the careless student of notebook 04 forgets every carry
+    assert addition_trace([47, 85], forget_carries=True) == ("7+5=12;4+8=12", "122")
+    assert addition_trace([12, 84], forget_carries=True) == ("2+4=6;1+8=9", "96")  # no carry: right
+    assert addition_trace([5, 95], forget_carries=True) == ("5+5=10;9=9", "90")
+    with pytest.raises(ValueError):
+        addition_trace([-1, 2], forget_carries=True)
