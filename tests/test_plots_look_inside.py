@@ -7,13 +7,18 @@ import pytest
 import torch
 
 from course_lib import look_inside as li
-from course_lib import r1
 from course_lib.plots import look_inside as plots
+from course_lib.r1 import chat
+
+
+def reply(lm, question, **kw):
+    """One sampled reply (the model card's sampling unless told otherwise)."""
+    return chat.sample(lm, question, 1, **kw)[0][0]
 
 
 @pytest.fixture(scope="module")
 def data(lm):
-    c = r1.chat(lm, "What is 2+3?", max_new_tokens=20, seed=0)
+    c = reply(lm, "What is 2+3?", max_new_tokens=20, seed=0)
     ids = torch.cat([c.prompt_ids, c.completion_ids])
     conf = li.token_confidence(lm.model, lm.tokenizer, ids, len(c.prompt_ids))
     return (

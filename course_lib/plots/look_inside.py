@@ -268,9 +268,9 @@ def memory_figure(measured: Mapping[str, float], predicted: Mapping[str, float])
 
 
 def budget_figure(summary: Sequence[Mapping[str, float]], title: str | None = None) -> go.Figure:
-    """Accuracy vs thinking tokens actually used, one point per budget (``r1.budget_summary``)."""
+    """Accuracy vs thinking tokens actually used, one point per budget (``budget.budget_summary``)."""
     if not summary:
-        raise ValueError("summary is empty; pass r1.budget_summary(results).")
+        raise ValueError("summary is empty; pass budget.budget_summary(results).")
     x = [row["mean_thinking_tokens"] for row in summary]
     y = [100 * row["accuracy"] for row in summary]
     labels = [f"budget {int(row['budget'])}" for row in summary]
