@@ -64,17 +64,17 @@ def measured_copy_bandwidth() -> float:
 
 def distill_1_5b_config():
     """DeepSeek-R1-Distill-Qwen-1.5B's ``Qwen2Config`` (its config.json on the hub; the sizes are
-    those of ``sizing.CONFIGS["Qwen2.5-Math-1.5B"]``), to build a random-weight copy of the real
+    those of ``architectures.CONFIGS["Qwen2.5-Math-1.5B"]``), to build a random-weight copy of the real
     size and measure memory and speed without a download."""
     from transformers import Qwen2Config
 
-    from course_lib import sizing
+    from course_lib import architectures
 
-    arch = sizing.CONFIGS["Qwen2.5-Math-1.5B"]
+    arch = architectures.CONFIGS["Qwen2.5-Math-1.5B"]
     return Qwen2Config(
-        vocab_size=arch.vocab,
-        hidden_size=arch.hidden,
-        intermediate_size=arch.intermediate,
+        vocab_size=arch.vocab_size,
+        hidden_size=arch.d_model,
+        intermediate_size=arch.d_ff,
         num_hidden_layers=arch.n_layers,
         num_attention_heads=arch.n_heads,
         num_key_value_heads=arch.n_kv_heads,

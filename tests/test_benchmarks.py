@@ -23,7 +23,7 @@ def test_random_checkpoint_has_the_1_5b_distills_shape():
     import torch
     from transformers import Qwen2ForCausalLM
 
-    from course_lib import sizing
+    from course_lib import published
 
     cfg = _load_script().distill_1_5b_config()
     assert (cfg.max_position_embeddings, cfg.rms_norm_eps, cfg.tie_word_embeddings) == (
@@ -33,7 +33,7 @@ def test_random_checkpoint_has_the_1_5b_distills_shape():
     with torch.device("meta"):
         model = Qwen2ForCausalLM(cfg)
     n = sum(p.numel() for p in model.parameters())
-    assert n == sizing.R1_MODELS["R1-Distill-Qwen-1.5B"].params_total
+    assert n == published.R1_MODELS["R1-Distill-Qwen-1.5B"].params_total
 
 
 def test_bandwidth_lookup():

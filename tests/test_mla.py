@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib import sizing
+from course_lib import architectures
 from course_lib.attention import cache_nbytes
 from course_lib.mla import (
     MultiHeadLatentAttention,
@@ -375,7 +375,7 @@ def test_tinyseek_mla_trains():
 )  # fmt: skip
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_tinyseek_cache_bytes_equal_the_sizing_formula(kw, dtype):
-    """Bytes measured from the cache tensors == sizing.kv_elements_per_token x tokens x batch x size."""
+    """Bytes measured from the cache tensors == architectures.kv_elements_per_token x tokens x batch x size."""
     cfg = tiny_seek(**kw)
     m = TinySeek(cfg).eval().to(dtype)
     B, prompt, new = 3, 7, 5
@@ -384,7 +384,7 @@ def test_tinyseek_cache_bytes_equal_the_sizing_formula(kw, dtype):
         for _ in range(new):  # grow it by decoding, as generation does
             _, cache = m.forward_with_cache(torch.randint(3, 40, (B, 1)), cache)
     hd = cfg.head_dim or cfg.d_model // cfg.n_heads
-    per_token = sizing.kv_elements_per_token(
+    per_token = architectures.kv_elements_per_token(
         cfg.attention,
         cfg.n_layers,
         n_heads=cfg.n_heads,
@@ -404,7 +404,7 @@ def test_tinyseek_naive_mla_cache_equals_the_naive_formula():
     m = TinySeek(cfg).eval()
     with torch.no_grad():
         _, cache = m.forward_with_cache(torch.randint(3, 40, (2, 9)))
-    per_token = sizing.kv_elements_per_token(  # naive: per-head K (nope + rope) and V
+    per_token = architectures.kv_elements_per_token(  # naive: per-head K (nope + rope) and V
         "mha", cfg.n_layers, n_heads=cfg.n_heads, head_dim=8 + 4, v_head_dim=8
     )
     assert cache.nbytes() == per_token * 9 * 2 * 4

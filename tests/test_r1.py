@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib import formats, sizing
+from course_lib import architectures, formats, published
 from course_lib.math_problems import math_problems
 from course_lib.r1 import budget, chat, loader, models, stand_in
 
@@ -61,15 +61,17 @@ def test_unsupported_model_names_the_fix(bad):
 def test_known_distill_recognises_a_local_copy():
     from transformers import Qwen2Config
 
-    real = sizing.CONFIGS["Qwen2.5-Math-1.5B"]
+    real = architectures.CONFIGS["Qwen2.5-Math-1.5B"]
     local_copy = Qwen2Config(
-        vocab_size=real.vocab, hidden_size=real.hidden, intermediate_size=real.intermediate,
+        vocab_size=real.vocab_size, hidden_size=real.d_model, intermediate_size=real.d_ff,
         num_hidden_layers=real.n_layers, num_attention_heads=real.n_heads,
         num_key_value_heads=real.n_kv_heads, tie_word_embeddings=False,
     )  # fmt: skip
     arch = models.architecture(local_copy)
     assert models.known_distill(arch) == "R1-Distill-Qwen-1.5B"
-    assert sizing.param_count(arch) == sizing.R1_MODELS["R1-Distill-Qwen-1.5B"].params_total
+    assert (
+        architectures.param_count(arch) == published.R1_MODELS["R1-Distill-Qwen-1.5B"].params_total
+    )
     import dataclasses
 
     assert models.known_distill(dataclasses.replace(arch, n_layers=3)) is None
@@ -99,10 +101,11 @@ def test_generate_extra_reaches_generate(lm, monkeypatch):
 
 def test_memory_estimate_by_hand():
     est = models.estimate_memory("R1-Distill-Qwen-1.5B", quantized=True, context_tokens=1000)
-    n = sizing.R1_MODELS["R1-Distill-Qwen-1.5B"].params_total
+    n = published.R1_MODELS["R1-Distill-Qwen-1.5B"].params_total
     embed = 2 * 151_936 * 1536  # embedding + untied LM head stay 16-bit
     assert est.weights == pytest.approx(embed * 2 + (n - embed) * (4 + 8 / 64 + 32 / 16384) / 8)
-    assert est.kv_cache == pytest.approx(28_672 * 1000)  # FACTS.md: 28,672 bf16 bytes per token
+    per_token = 2 * 2 * 128 * 28  # K and V, 2 KV heads of 128, 28 layers
+    assert est.kv_cache == pytest.approx(per_token * 2 * 1000)  # bf16, 1000 tokens
     assert est.naive_4bit == pytest.approx(n / 2) and est.bf16 == pytest.approx(2 * n)
     assert est.naive_4bit < est.weights < est.bf16
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from course_lib import sizing
+from course_lib import published
 from course_lib.r1.models import (
     DEFAULT_MODEL,
     HEADROOM_BYTES,
@@ -203,8 +203,8 @@ def load(
         arch = dataclasses.replace(architecture(hf_config), name=name)
     else:
         stand_in = False
-        source, revision = sizing.R1_MODELS[name].hf_id, REVISIONS[name]
-        arch = dataclasses.replace(sizing.R1_MODELS[name].config, name=name)
+        source, revision = published.R1_MODELS[name].hf_id, REVISIONS[name]
+        arch = dataclasses.replace(published.R1_MODELS[name].config, name=name)
 
     if quantize:
         check_bitsandbytes(dev)

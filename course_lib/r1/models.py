@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import torch
 
-from course_lib import sizing
+from course_lib import architectures, published, sizing
 
 # The one place the hub revisions are pinned (commit hashes of the deepseek-ai repos; a new upload
-# will not change what the course loads). Keys are course_lib.sizing.R1_MODELS names. (check: the
+# will not change what the course loads). Keys are course_lib.published.R1_MODELS names. (check: the
 # hashes come from public pins of these repos; no session here could reach the hub to confirm them.)
 REVISIONS: dict[str, str] = {
     "R1-Distill-Qwen-1.5B": "ad9f0ae0864d7fbcd1cd905e3c6c5b069cc8b562",
@@ -58,10 +58,10 @@ def resolve_model(model: str) -> str:
         raise ValueError(f"model must be a name such as {DEFAULT_MODEL!r}, got {model!r}.")
     wanted = model.strip().lower()
     for name in SUPPORTED:
-        spec = sizing.R1_MODELS[name]
+        spec = published.R1_MODELS[name]
         if wanted in (name.lower(), spec.hf_id.lower(), spec.hf_id.split("/")[-1].lower()):
             return name
-    too_big = [n for n in sizing.R1_MODELS if n not in SUPPORTED]
+    too_big = [n for n in published.R1_MODELS if n not in SUPPORTED]
     raise ValueError(
         f"{model!r} is not a supported R1 distill. Use one of {list(SUPPORTED)} "
         f"(the default is {DEFAULT_MODEL!r}); {too_big} are too large for one course GPU. "
@@ -69,29 +69,29 @@ def resolve_model(model: str) -> str:
     )
 
 
-def architecture(hf_config) -> sizing.TransformerConfig:
-    """The sizing view (``sizing.TransformerConfig``) of a transformers Qwen2/Llama config."""
+def architecture(hf_config) -> architectures.TransformerConfig:
+    """The course's view (``architectures.TransformerConfig``) of a transformers Qwen2/Llama config."""
     heads = hf_config.num_attention_heads
     head_dim = getattr(hf_config, "head_dim", None) or hf_config.hidden_size // heads
-    return sizing.TransformerConfig(
+    return architectures.TransformerConfig(
         name=getattr(hf_config, "_name_or_path", "") or hf_config.model_type,
-        hidden=hf_config.hidden_size,
-        intermediate=hf_config.intermediate_size,
+        d_model=hf_config.hidden_size,
+        d_ff=hf_config.intermediate_size,
         n_layers=hf_config.num_hidden_layers,
         n_heads=heads,
         n_kv_heads=getattr(hf_config, "num_key_value_heads", None) or heads,
         head_dim=head_dim,
-        vocab=hf_config.vocab_size,
+        vocab_size=hf_config.vocab_size,
         tied_embeddings=bool(getattr(hf_config, "tie_word_embeddings", False)),
         qkv_bias=hf_config.model_type == "qwen2",
     )
 
 
-def known_distill(arch: sizing.TransformerConfig) -> str | None:
+def known_distill(arch: architectures.TransformerConfig) -> str | None:
     """The supported distill whose architecture ``arch`` has (a local copy of it), or None."""
-    fields = ("hidden", "intermediate", "n_layers", "n_heads", "n_kv_heads", "vocab")
+    fields = ("d_model", "d_ff", "n_layers", "n_heads", "n_kv_heads", "vocab_size")
     for name in SUPPORTED:
-        ref = sizing.R1_MODELS[name].config
+        ref = published.R1_MODELS[name].config
         if all(getattr(arch, f) == getattr(ref, f) for f in fields):
             return name
     return None
@@ -119,22 +119,22 @@ class MemoryEstimate:
 
 
 def estimate_memory(
-    arch: sizing.TransformerConfig | str,
+    arch: architectures.TransformerConfig | str,
     quantized: bool,
     context_tokens: int = 4096,
     dtype_bits: int = 16,
     headroom: float = HEADROOM_BYTES,
 ) -> MemoryEstimate:
-    """Bytes ``load`` will need for ``arch`` (a course name or a ``sizing.TransformerConfig``).
+    """Bytes ``load`` will need for ``arch`` (a course name or a ``architectures.TransformerConfig``).
 
     Quantised: bitsandbytes turns only the transformer blocks' linear layers into NF4
     (``NF4_BITS`` each); the embedding and the LM head stay 16-bit. For the 1.5B model that is
     most of the difference between the naive "1.78B × 4 bits" and what is measured.
     """
     if isinstance(arch, str):
-        arch = sizing.R1_MODELS[resolve_model(arch)].config
-    total = sizing.param_count(arch)
-    embed = arch.vocab * arch.hidden * (1 if arch.tied_embeddings else 2)
+        arch = published.R1_MODELS[resolve_model(arch)].config
+    total = architectures.param_count(arch)
+    embed = arch.vocab_size * arch.d_model * (1 if arch.tied_embeddings else 2)
     if quantized:
         weights = sizing.weight_bytes(embed, 16) + sizing.weight_bytes(total - embed, NF4_BITS)
     else:
@@ -158,7 +158,7 @@ def largest_that_fits(
     Like ``sizing.largest_model_that_fits`` but with ``estimate_memory``'s refinements (16-bit
     embeddings, NF4 block scales, headroom), since this is what ``load`` will actually need.
     """
-    by_size = sorted(SUPPORTED, key=lambda n: sizing.R1_MODELS[n].params_total, reverse=True)
+    by_size = sorted(SUPPORTED, key=lambda n: published.R1_MODELS[n].params_total, reverse=True)
     for name in by_size:
         if estimate_memory(name, quantized, context_tokens, dtype_bits).total <= free_bytes:
             return name
