@@ -27,7 +27,8 @@ full path matches transformers' ``DeepseekV3Attention`` with copied weights.
 What is simplified, plainly:
 - RoPE uses the rotate-half layout (as transformers' Llama/Qwen2). DeepSeek's checkpoints rotate
   interleaved pairs (transformers' ``rope_interleave=True``); that is only a fixed permutation of the
-  RoPE rows of ``wq_b``/``wkv_a``, see :func:`deinterleave_rope_rows`.
+  RoPE rows of ``wq_b``/``wkv_a`` (``tests/test_mla.py`` loads transformers' interleaved weights
+  through that permutation and gets the same outputs).
 - No YaRN context extension: V3's long-context RoPE scaling (factor 40) and its softmax ``mscale``
   correction are not implemented; the softmax scale is exactly ``1/sqrt(d_nope + d_rope)``.
 - No attention dropout, no tensor parallelism, no FP8. Left padding works through ``key_mask``.
@@ -48,27 +49,6 @@ from course_lib.layers import RMSNorm, apply_rope, attention_mask, rope_cos_sin
 CacheMode = Literal["naive", "absorbed"]
 Cache = tuple[torch.Tensor, ...]
 CACHE_MODES: tuple[str, ...] = ("naive", "absorbed")
-
-
-def deinterleave_rope_rows(
-    weight: torch.Tensor, n_heads: int, nope: int, rope: int
-) -> torch.Tensor:
-    """Reorder the RoPE rows of a projection from interleaved pairs to the rotate-half layout.
-
-    ``weight`` is ``(n_heads * (nope + rope), in)`` (a query projection) or, with ``n_heads=1`` and
-    ``nope`` the latent size, ``(kv_lora_rank + rope, in)`` (``wkv_a``). Within each head, RoPE rows
-    ``[0, 1, 2, 3, ...]`` become ``[0, 2, 4, ..., 1, 3, 5, ...]``; an interleaved rotation of the old
-    rows then equals a rotate-half rotation of the new ones (same scores, same outputs).
-    """
-    if weight.shape[0] != n_heads * (nope + rope):
-        raise ValueError(
-            f"weight has {weight.shape[0]} rows but n_heads * (nope + rope) = "
-            f"{n_heads * (nope + rope)}; pass the sizes the projection was built with."
-        )
-    perm = torch.cat([torch.arange(0, rope, 2), torch.arange(1, rope, 2)])
-    w = weight.view(n_heads, nope + rope, -1)
-    rope_part = w[:, nope:][:, perm]
-    return torch.cat([w[:, :nope], rope_part], dim=1).reshape(weight.shape)
 
 
 class MultiHeadLatentAttention(nn.Module):
@@ -364,12 +344,3 @@ def decode_step_seconds(
     finally:
         torch.set_num_threads(threads)
     return min(times)
-
-
-__all__ = [
-    "CACHE_MODES",
-    "MultiHeadLatentAttention",
-    "decode",
-    "decode_step_seconds",
-    "deinterleave_rope_rows",
-]

@@ -16,7 +16,6 @@ from course_lib.attention import cache_nbytes
 from course_lib.mla import (
     MultiHeadLatentAttention,
     decode,
-    deinterleave_rope_rows,
 )
 from course_lib.model import TinySeek, TinySeekConfig
 
@@ -44,6 +43,27 @@ def tiny_mla(q_lora_rank: int | None = 24, seed: int = 0) -> MultiHeadLatentAtte
             if "norm" in name:
                 p.uniform_(0.5, 1.5)
     return attn.eval()
+
+
+def deinterleave_rope_rows(
+    weight: torch.Tensor, n_heads: int, nope: int, rope: int
+) -> torch.Tensor:
+    """Reorder the RoPE rows of a projection from interleaved pairs to the rotate-half layout.
+
+    ``weight`` is ``(n_heads * (nope + rope), in)`` (a query projection) or, with ``n_heads=1`` and
+    ``nope`` the latent size, ``(kv_lora_rank + rope, in)`` (``wkv_a``). Within each head, RoPE rows
+    ``[0, 1, 2, 3, ...]`` become ``[0, 2, 4, ..., 1, 3, 5, ...]``; an interleaved rotation of the old
+    rows then equals a rotate-half rotation of the new ones (same scores, same outputs).
+    """
+    if weight.shape[0] != n_heads * (nope + rope):
+        raise ValueError(
+            f"weight has {weight.shape[0]} rows but n_heads * (nope + rope) = "
+            f"{n_heads * (nope + rope)}; pass the sizes the projection was built with."
+        )
+    perm = torch.cat([torch.arange(0, rope, 2), torch.arange(1, rope, 2)])
+    w = weight.view(n_heads, nope + rope, -1)
+    rope_part = w[:, nope:][:, perm]
+    return torch.cat([w[:, :nope], rope_part], dim=1).reshape(weight.shape)
 
 
 def hf_attention(q_lora_rank: int | None, rope_interleave: bool, seed: int = 1):

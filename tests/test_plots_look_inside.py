@@ -118,5 +118,3 @@ def test_memory_and_budget_figures(data):
     assert list(fig.data[0].text) == ["budget 0", "budget 64"]
     with pytest.raises(ValueError, match="empty"):
         plots.budget_figure([])
-    hist = plots.probs_histogram(conf)
-    assert list(hist.data[0].x) == pytest.approx(conf.probs.tolist())

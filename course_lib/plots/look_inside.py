@@ -291,12 +291,3 @@ def budget_figure(summary: Sequence[Mapping[str, float]], title: str | None = No
         height=380,
     )
     return fig
-
-
-def probs_histogram(conf: TokenConfidence) -> go.Figure:
-    """How many generated tokens had each probability: confident reasoning piles up near 1."""
-    fig = go.Figure(go.Histogram(x=conf.probs.tolist(), xbins={"start": 0, "end": 1, "size": 0.05}))
-    fig.update_layout(
-        title="Distribution of token probabilities", xaxis_title="p(token)", height=320
-    )
-    return fig
