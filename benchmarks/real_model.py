@@ -7,7 +7,7 @@ once in bitsandbytes NF4 with double quantisation.
 
 Measured per setting: weight memory, peak memory while generating, time to first token for a
 512-token prompt, batch-1 decode tokens/s, batched (16) sampling tokens/s, and batch-1 decode as a %
-of the memory-bandwidth roofline (tokens/s <= bandwidth / weight bytes, FACTS.md "Hardware").
+of the memory-bandwidth roofline (tokens/s <= bandwidth / weight bytes; docs/references.md "Memory, speed and the claims").
 Each is tried with plain `generate` (dynamic cache) and with a static cache, with which transformers
 compiles the decoding step (torch.compile + CUDA graphs) where the weights allow it (bf16 yes; NF4 no).
 

@@ -11,14 +11,9 @@ from course_lib import look_inside as li
 from course_lib.r1 import chat, loader
 
 
-def reply(lm, question, **kw):
-    """One sampled reply (the model card's sampling unless told otherwise)."""
-    return chat.sample(lm, question, 1, **kw)[0][0]
-
-
 @pytest.fixture(scope="module")
 def sequence(lm):
-    c = reply(lm, "What is 2+3?", max_new_tokens=12, seed=0)
+    c = chat.sample(lm, "What is 2+3?", 1, max_new_tokens=12, seed=0)[0][0]
     return torch.cat([c.prompt_ids, c.completion_ids]), len(c.prompt_ids)
 
 
