@@ -3,9 +3,10 @@
 Each :class:`TransformerConfig` holds the ``config.json`` fields that decide a decoder's size, under
 the same names as :class:`course_lib.model.TinySeekConfig` (``d_model``, ``d_ff``, ``d_expert``,
 ``n_activated_experts``, ...). :data:`CONFIGS` are DeepSeek-V3's and the R1 distills' bases, as
-released (docs/references.md "Architectures"; [cfg] each model's config.json on the Hugging Face
-hub, [ref] deepseek-ai/DeepSeek-V3's ``inference/configs/config_671B.json``). :func:`param_count` adds up embeddings, attention,
+released ([cfg] each model's config.json on the Hugging Face hub; [ref] deepseek-ai/DeepSeek-V3's
+``inference/configs/config_671B.json``). :func:`param_count` adds up embeddings, attention,
 feed-forward or MoE, norms and the LM head; :func:`kv_elements_per_token` is DeepSeek-V2's Table 1.
+docs/references.md "Architectures and parameter counts" and "KV cache per token" work both by hand.
 
 Simplified: DeepSeek-V3's multi-token-prediction module is not counted (its 671B / 37B leave it out
 too).

@@ -9,9 +9,10 @@ the teacher.
 This module holds the pieces to run that recipe on the toy world, plus the classic alternative it is
 compared with:
 
-1. losses -- masked next-token cross-entropy and *logit* knowledge distillation (Hinton et al.,
-   "Distilling the Knowledge in a Neural Network", 2015): ``T**2 * KL(teacher_T || student_T)``
-   between the temperature-softened distributions, mixed with the hard cross-entropy by a weight;
+1. losses -- *logit* knowledge distillation (Hinton et al., "Distilling the Knowledge in a Neural
+   Network", 2015; docs/references.md "Distillation"): ``T**2 * KL(teacher_T || student_T)``
+   between the temperature-softened distributions, mixed with the hard next-token cross-entropy
+   (:func:`course_lib.train.lm_loss`) by a weight in :func:`distillation_loss`;
 2. rejection sampling -- keep a teacher completion only when its format is valid AND its answer is
    right; report the kept fraction;
 3. the students' training sets, built from the filtered teacher completions with the course's one

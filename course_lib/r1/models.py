@@ -210,5 +210,5 @@ def oom_guard(what: str):
         raise NotEnoughMemoryError(
             f"Out of GPU memory while {what}. Fix: use fewer or shorter completions "
             "(smaller n / max_new_tokens), load a smaller distill "
-            f"(largest_that_fits(free_memory('cuda'))), or restart the runtime to free the GPU."
+            f"(r1.models.largest_that_fits(r1.models.free_memory('cuda'))), or restart the runtime to free the GPU."
         ) from err

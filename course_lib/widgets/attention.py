@@ -1,7 +1,7 @@
 """The KV-cache calculator of notebook 02: sliders for layers, heads, head dim, KV groups, latent size,
 RoPE dim, context, batch and dtype drive bars for MHA/GQA/MQA/MLA and for real models' configs.
 
-Every number comes from ``course_lib.sizing`` ([V2 Table 1] formulas); this module only wires
+Every number comes from ``course_lib.architectures`` ([V2 Table 1] formulas); this module only wires
 controls to those functions and to ``course_lib.plots.attention``. Built with
 ``ipywidgets.interactive_output`` and plain plotly figures (no ``go.FigureWidget``).
 """
