@@ -15,7 +15,8 @@ import time
 
 import torch
 
-from course_lib import distill, tasks
+from course_lib import distill, formats, sampling, tasks
+from course_lib.data import sft_rows
 from course_lib.model import TinySeek, TinySeekConfig
 from course_lib.tokenizer import default_tokenizer
 
@@ -34,16 +35,17 @@ def main(seeds: list[int]) -> None:
     tok = default_tokenizer()
     start = time.perf_counter()
     teacher = new_model(TEACHER_CFG, 0)
-    data = distill.sft_data_from_examples(tok, tasks.arithmetic(4000, seed=1, digits=2))
+    worked = tasks.arithmetic(4000, seed=1, digits=2)
+    targets = [formats.format_target(e.answer, e.trace) for e in worked]
+    data = sft_rows(tok, [e.prompt for e in worked], targets)
     distill.train_on(teacher, data, 450, batch_size=64, progress=False)
     problems = tasks.arithmetic(1500, seed=2, digits=2)
     prompts, answers = [e.prompt for e in problems], [e.answer for e in problems]
-    comps = distill.sample_completions(teacher, tok, prompts, MAX_LEN - 12, temperature=1.0)
+    comps = sampling.sample(teacher, tok, prompts, max_new_tokens=MAX_LEN - 12).texts
     report = distill.rejection_filter(prompts, comps, answers)
     print(report)
     sets = distill.student_datasets(report, tok, MAX_LEN)
     test = tasks.arithmetic(300, seed=3, digits=2)
-    tp, ta = [e.prompt for e in test], [e.answer for e in test]
     plan = {
         "answers only": (sets["answers only"], {}),
         "traces": (sets["traces"], {}),
@@ -56,9 +58,9 @@ def main(seeds: list[int]) -> None:
         for data, extra in plan.values():
             model = new_model(STUDENT_CFG, seed)
             distill.train_on(model, data, 600, batch_size=32, progress=False, **extra)
-            greedy = distill.evaluate(model, tok, tp, ta, MAX_LEN - 12).accuracy
-            p1 = distill.evaluate(
-                model, tok, tp, ta, MAX_LEN - 12, temperature=0.6, top_p=0.95, samples=4
+            greedy = sampling.evaluate(model, tok, test, MAX_LEN - 12).accuracy
+            p1 = sampling.evaluate(
+                model, tok, test, MAX_LEN - 12, temperature=0.6, top_p=0.95, samples=4
             ).accuracy
             cells.append(f"greedy {greedy:5.1%} pass@1 {p1:5.1%}")
         print(f"{seed:>4} " + " ".join(f"{c:>24}" for c in cells), flush=True)

@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from course_lib import grpo, runtime, tasks
+from course_lib import grpo_trainer, runtime, students, tasks
 from course_lib.model import TinySeek, TinySeekConfig
 from course_lib.tokenizer import default_tokenizer
 
@@ -22,12 +22,12 @@ from course_lib.tokenizer import default_tokenizer
 def seconds_per_step(threads: int, steps: int) -> float:
     torch.set_num_threads(threads)
     runtime.seed_everything(0)
-    exs = [e for e in tasks.arithmetic(400, seed=1, digits=2) if grpo.needs_carry(e.prompt)]
+    exs = [e for e in tasks.arithmetic(400, seed=1, digits=2) if students.needs_carry(e.prompt)]
     model = TinySeek(TinySeekConfig(max_seq_len=96))
-    cfg = grpo.GRPOConfig(
+    cfg = grpo_trainer.GRPOConfig(
         group_size=8, prompts_per_step=8, max_new_tokens=40, lr=2e-4, iterations=2
     )
-    trainer = grpo.GRPOTrainer(model, default_tokenizer(), exs, cfg)
+    trainer = grpo_trainer.GRPOTrainer(model, default_tokenizer(), exs, cfg)
     trainer.step()  # warm-up
     start = time.perf_counter()
     for _ in range(steps):

@@ -61,7 +61,9 @@ def main() -> None:
     for tokens, n_exp, k in ((256, 8, 2), (2048, 8, 2), (2048, 16, 4), (2048, 64, 6)):
         for router in ("balanced", "collapsed"):
             torch.manual_seed(0)
-            moe = DeepSeekMoE(64, 32, n_routed=n_exp, n_shared=1, top_k=k)
+            moe = DeepSeekMoE(
+                64, 32, n_routed_experts=n_exp, n_shared_experts=1, n_activated_experts=k
+            )
             if router == "collapsed":
                 with torch.no_grad():
                     moe.router.bias[:k] = 10.0

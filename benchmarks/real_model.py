@@ -7,7 +7,7 @@ once in bitsandbytes NF4 with double quantisation.
 
 Measured per setting: weight memory, peak memory while generating, time to first token for a
 512-token prompt, batch-1 decode tokens/s, batched (16) sampling tokens/s, and batch-1 decode as a %
-of the memory-bandwidth roofline (tokens/s <= bandwidth / weight bytes, FACTS.md "Hardware").
+of the memory-bandwidth roofline (tokens/s <= bandwidth / weight bytes; docs/references.md "Memory, speed and the claims").
 Each is tried with plain `generate` (dynamic cache) and with a static cache, with which transformers
 compiles the decoding step (torch.compile + CUDA graphs) where the weights allow it (bf16 yes; NF4 no).
 
@@ -62,12 +62,38 @@ def measured_copy_bandwidth() -> float:
     return 2 * 2**31 / dt / 1e9
 
 
+def distill_1_5b_config():
+    """DeepSeek-R1-Distill-Qwen-1.5B's ``Qwen2Config`` (its config.json on the hub; the sizes are
+    those of ``architectures.CONFIGS["Qwen2.5-Math-1.5B"]``), to build a random-weight copy of the real
+    size and measure memory and speed without a download."""
+    from transformers import Qwen2Config
+
+    from course_lib import architectures
+
+    arch = architectures.CONFIGS["Qwen2.5-Math-1.5B"]
+    return Qwen2Config(
+        vocab_size=arch.vocab_size,
+        hidden_size=arch.d_model,
+        intermediate_size=arch.d_ff,
+        num_hidden_layers=arch.n_layers,
+        num_attention_heads=arch.n_heads,
+        num_key_value_heads=arch.n_kv_heads,
+        max_position_embeddings=131_072,
+        rope_theta=10_000.0,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=False,
+        hidden_act="silu",
+        use_sliding_window=False,
+        bos_token_id=151_646,
+        eos_token_id=151_643,
+        dtype="bfloat16",
+    )
+
+
 def build_random_checkpoint(folder: Path) -> None:
     from transformers import Qwen2ForCausalLM
 
-    from course_lib.r1 import r1_distill_qwen_1_5b_config
-
-    config = r1_distill_qwen_1_5b_config()
+    config = distill_1_5b_config()
     torch.manual_seed(0)
     with torch.device("cuda"):
         model = Qwen2ForCausalLM(config).to(torch.bfloat16)
@@ -82,7 +108,7 @@ def build_random_checkpoint(folder: Path) -> None:
 def load(folder: Path, quant: str):
     from transformers import AutoModelForCausalLM
 
-    from course_lib.r1 import quantization_config
+    from course_lib.r1.loader import quantization_config
 
     kwargs = {"dtype": torch.bfloat16, "device_map": {"": 0}}
     if quant == "nf4":

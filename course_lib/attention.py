@@ -1,16 +1,14 @@
-"""Attention for TinySeek: RoPE, and multi-head / grouped-query / multi-query attention with a KV cache.
+"""MHA / GQA / MQA for TinySeek: one module, a KV cache, and the cache's size.
 
-* RoPE (Su et al., RoFormer, arXiv 2104.09864) in the "rotate-half" convention used by
-  transformers' Llama/Qwen2 (and DeepSeek's MLA rope part): the head dimension is split into two
-  halves ``x1, x2`` and rotated as ``x * cos + (-x2, x1) * sin``.
 * MHA (every head has its own K/V), GQA (``n_kv_heads`` groups share K/V; Ainslie et al., arXiv
   2305.13245) and MQA (one K/V head) are one module with a different ``n_kv_heads``. Their KV
   cache per token is ``2 * n_kv_heads * head_dim`` per layer ([V2] Table 1).
-* MLA ([V2] §2.1) plugs in through :func:`build_attention` (``attention="mla"``).
+* RoPE, the mask and the norm come from :mod:`course_lib.layers`; MLA ([V2] §2.1) lives in
+  :mod:`course_lib.mla` with the same interface, and :mod:`course_lib.model` picks one by config.
 
-Every attention module here has the same interface, so the model treats the cache as opaque:
-``forward(x, positions, past=None, key_mask=None) -> (y, present)`` where ``present`` is the
-cache to pass as ``past`` at the next decoding step.
+Every attention module of the course has the same interface, so the model treats the cache as
+opaque: ``forward(x, positions, past=None, key_mask=None) -> (y, present)`` where ``present`` is
+the cache to pass as ``past`` at the next decoding step.
 
 Simplified: no dropout, no sliding window, no flash kernels (PyTorch's
 ``scaled_dot_product_attention`` picks a kernel by itself).
@@ -18,70 +16,25 @@ Simplified: no dropout, no sliding window, no flash kernels (PyTorch's
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-if TYPE_CHECKING:
-    from course_lib.model import TinySeekConfig
+from course_lib.layers import apply_rope, attention_mask, rope_cos_sin
 
 Cache = tuple[torch.Tensor, ...]
 
 
-# --------------------------------------------------------------------------------------------
-# RoPE
-# --------------------------------------------------------------------------------------------
-def rope_cos_sin(
-    positions: torch.Tensor, dim: int, theta: float = 10000.0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin tables for the given positions, rotate-half layout.
-
-    positions: (T,) or (B, T) integer positions. Returns cos, sin of shape ``positions.shape + (dim,)``
-    where frequency ``i`` sits at columns ``i`` and ``i + dim/2``.
-    """
-    if dim % 2:
-        raise ValueError(f"RoPE needs an even dimension, got dim={dim}; make head_dim even.")
-    steps = torch.arange(0, dim, 2, dtype=torch.float32, device=positions.device)
-    inv_freq = 1.0 / (theta ** (steps / dim))  # (dim/2,)
-    freqs = positions.to(torch.float32)[..., None] * inv_freq  # (..., T, dim/2)
-    emb = torch.cat([freqs, freqs], dim=-1)  # (..., T, dim)
-    return emb.cos(), emb.sin()
-
-
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    """(x1, x2) -> (-x2, x1) on the last dimension."""
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat([-x2, x1], dim=-1)
-
-
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate ``x`` (..., T, dim) by the angles in cos/sin (T, dim) (or any shape that broadcasts).
-
-    For x laid out as (B, n_heads, T, head_dim), pass cos/sin of shape (T, head_dim) or
-    (B, 1, T, head_dim).
-    """
-    return x * cos.to(x.dtype) + rotate_half(x) * sin.to(x.dtype)
-
-
-# --------------------------------------------------------------------------------------------
-# Masks
-# --------------------------------------------------------------------------------------------
-def attention_mask(
-    q_positions: torch.Tensor, kv_len: int, key_mask: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Boolean mask, True where a query may attend: causal, and only to real (non-pad) keys.
-
-    q_positions: (T,) index of each query in the cached sequence (the i-th query sits at
-    ``kv_len - T + i``). key_mask: (B, kv_len) with True for real tokens, or None.
-    Returns (T, kv_len) or (B, 1, T, kv_len).
-    """
-    k_pos = torch.arange(kv_len, device=q_positions.device)
-    mask = k_pos[None, :] <= q_positions[:, None]  # (T, S)
-    if key_mask is not None:
-        mask = mask[None, None] & key_mask[:, None, None, :].bool()  # (B, 1, T, S)
-    return mask
+def cache_nbytes(cache) -> int:
+    """Bytes held by a cache (a tensor, or any nesting of tuples/lists of tensors), measured from the
+    tensors themselves: numel x element size, summed."""
+    if isinstance(cache, torch.Tensor):
+        return cache.numel() * cache.element_size()
+    if isinstance(cache, (tuple, list)):
+        return sum(cache_nbytes(c) for c in cache)
+    if cache is None:
+        return 0
+    raise TypeError(f"cache_nbytes expects tensors in tuples/lists, got {type(cache).__name__}.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -163,21 +116,3 @@ class GroupedQueryAttention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, hd)
         y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)
         return self.o_proj(y), present
-
-
-def build_attention(config: TinySeekConfig, layer_idx: int = 0) -> nn.Module:
-    """The one place attention modules are made: ``config.attention`` picks the mechanism."""
-    kind = config.attention
-    if kind in ("mha", "gqa", "mqa"):
-        return GroupedQueryAttention(
-            config.d_model, config.n_heads, config.n_kv_heads, config.head_dim, config.rope_theta
-        )
-    if kind == "mla":
-        from course_lib.mla import MultiHeadLatentAttention  # mla imports RoPE from here
-
-        return MultiHeadLatentAttention(
-            config.d_model, config.n_heads, config.kv_lora_rank, config.qk_nope_head_dim,
-            config.qk_rope_head_dim, config.v_head_dim, q_lora_rank=config.q_lora_rank,
-            rope_theta=config.rope_theta, norm_eps=config.norm_eps, cache_mode=config.mla_cache,
-        )  # fmt: skip
-    raise ValueError(f"attention={kind!r}; use 'mha', 'gqa', 'mqa' or 'mla'.")

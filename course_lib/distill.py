@@ -9,14 +9,18 @@ the teacher.
 This module holds the pieces to run that recipe on the toy world, plus the classic alternative it is
 compared with:
 
-1. losses -- masked next-token cross-entropy and *logit* knowledge distillation (Hinton et al.,
-   "Distilling the Knowledge in a Neural Network", 2015): ``T**2 * KL(teacher_T || student_T)``
-   between the temperature-softened distributions, mixed with the hard cross-entropy by a weight;
+1. losses -- *logit* knowledge distillation (Hinton et al., "Distilling the Knowledge in a Neural
+   Network", 2015; docs/references.md "Distillation"): ``T**2 * KL(teacher_T || student_T)``
+   between the temperature-softened distributions, mixed with the hard next-token cross-entropy
+   (:func:`course_lib.train.lm_loss`) by a weight in :func:`distillation_loss`;
 2. rejection sampling -- keep a teacher completion only when its format is valid AND its answer is
    right; report the kept fraction;
-3. trace datasets -- ``<bos> prompt target <eos>`` sequences whose labels mask the prompt and pad;
-4. a teacher that samples ``<think>...</think><answer>...</answer>`` completions (batched, with the
-   KV cache), greedy evaluation, and a small training loop for students (hard SFT or logit KD).
+3. the students' training sets, built from the filtered teacher completions with the course's one
+   SFT-row builder (:func:`course_lib.data.sft_rows`), and :func:`train_on`, which trains a student
+   with the course's one loop (:func:`course_lib.train.train`) on hard SFT or the logit-KD mix.
+
+The teacher's samples come from :func:`course_lib.sampling.sample` and every model is scored with
+:func:`course_lib.sampling.evaluate`.
 
 Simplified against the paper: one toy task (arithmetic with step-by-step traces) instead of 600K
 reasoning + 200K non-reasoning samples; the filter checks answer and format only (R1 also dropped
@@ -27,18 +31,15 @@ scratch rather than from a pretrained base model.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from course_lib.tasks import Example, check_answer, format_target
-from course_lib.tokenizer import ANSWER, ANSWER_END, THINK, THINK_END
-from course_lib.train import IGNORE, Batch, History, train
-
-IGNORE_INDEX = IGNORE  # label value for positions that carry no loss (prompt and padding)
+from course_lib.data import IGNORE, Batch, SFTRows, sft_rows
+from course_lib.formats import check_answer, format_target, is_well_formed
+from course_lib.train import History, lm_loss, train
 
 # --------------------------------------------------------------------------------------------
 # 1. Losses
@@ -108,7 +109,7 @@ def _mask_from(
             raise ValueError(
                 f"labels have shape {tuple(labels.shape)} but the logits need {tuple(shape)}."
             )
-        return (labels != IGNORE_INDEX).to(device=device, dtype=torch.float32)
+        return (labels != IGNORE).to(device=device, dtype=torch.float32)
     return torch.ones(shape, device=device, dtype=torch.float32)
 
 
@@ -117,7 +118,7 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     if n.item() == 0:
         raise ValueError(
             "every position is masked out, so there is nothing to average; check that the labels "
-            f"are not all {IGNORE_INDEX} (a prompt longer than max_len would do that)."
+            f"are not all {IGNORE} (a prompt longer than max_len would do that)."
         )
     return (values * mask).sum() / n
 
@@ -134,35 +135,12 @@ def kd_loss(
     Hinton et al. (2015) multiply by ``T**2`` because the gradient of the softened KL scales like
     ``1/T**2``; the factor keeps the soft term's size comparable to the hard loss as ``T`` changes.
     Positions are kept where ``mask`` is 1, or, when ``labels`` are given instead, where the label
-    is not ``IGNORE_INDEX`` (prompt and padding carry no loss). The teacher is treated as a constant
+    is not ``IGNORE`` (prompt and padding carry no loss). The teacher is treated as a constant
     (its logits are detached).
     """
     per_pos = kd_kl_per_position(student_logits, teacher_logits.detach(), temperature)  # (...)
     m = _mask_from(per_pos.shape, mask, labels, per_pos.device)
     return temperature**2 * _masked_mean(per_pos, m)
-
-
-def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Next-token cross-entropy averaged over positions whose label is not ``IGNORE_INDEX``.
-
-    ``logits (B, T, V)`` and ``labels (B, T)`` are already aligned (``labels[:, t]`` is the token that
-    should follow position ``t``).
-    """
-    if logits.shape[:-1] != labels.shape:
-        raise ValueError(
-            f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} do not line up; "
-            "labels must have the logits' shape without the vocabulary dimension."
-        )
-    if not (labels != IGNORE_INDEX).any():
-        raise ValueError(
-            f"all labels are {IGNORE_INDEX}: there is no target token to learn from; "
-            "check the prompt/target split and max_len."
-        )
-    return F.cross_entropy(
-        logits.float().reshape(-1, logits.shape[-1]),
-        labels.reshape(-1),
-        ignore_index=IGNORE_INDEX,
-    )
 
 
 def distillation_loss(
@@ -175,11 +153,11 @@ def distillation_loss(
     """Hinton's mix: ``kd_weight * T**2 * KL(teacher_T || student_T) + (1 - kd_weight) * CE``.
 
     ``kd_weight = 0`` is plain SFT on the labels; ``kd_weight = 1`` learns from soft targets only.
-    Both terms average over the same positions (labels not ``IGNORE_INDEX``).
+    Both terms average over the same positions (labels not ``IGNORE``).
     """
     if not (0.0 <= kd_weight <= 1.0):
         raise ValueError(f"kd_weight must lie in [0, 1], got {kd_weight}; 0.5 weighs both equally.")
-    hard = masked_cross_entropy(student_logits, labels)
+    hard = lm_loss(student_logits, labels)
     if kd_weight == 0.0:
         return hard
     soft = kd_loss(student_logits, teacher_logits, temperature, labels=labels)
@@ -189,34 +167,6 @@ def distillation_loss(
 # --------------------------------------------------------------------------------------------
 # 2. Rejection sampling: keep only well-formed, correct traces
 # --------------------------------------------------------------------------------------------
-
-_TAGS = (THINK, THINK_END, ANSWER, ANSWER_END)
-_FORMAT = re.compile(
-    r"\A<think>(?P<think>.*?)</think><answer>(?P<answer>.*?)</answer>\Z", flags=re.DOTALL
-)
-
-
-def format_ok(completion: str) -> bool:
-    """True when ``completion`` is exactly ``<think>T</think><answer>A</answer>``.
-
-    ``T`` and ``A`` must be non-empty (after stripping spaces) and hold no tag of their own, and
-    nothing may come before or after. Trailing ``<eos>``/``<pad>`` should be cut before calling.
-    """
-    m = _FORMAT.match(completion)
-    if m is None:
-        return False
-    think, answer = m.group("think"), m.group("answer")
-    if not think.strip() or not answer.strip():
-        return False
-    return not any(tag in think or tag in answer for tag in _TAGS)
-
-
-def answer_format_ok(completion: str) -> bool:
-    """True when ``completion`` is exactly ``<answer>A</answer>`` (the answers-only format)."""
-    if not (completion.startswith(ANSWER) and completion.endswith(ANSWER_END)):
-        return False
-    inner = completion[len(ANSWER) : -len(ANSWER_END)]
-    return bool(inner.strip()) and not any(tag in inner for tag in _TAGS)
 
 
 @dataclass
@@ -286,7 +236,7 @@ def rejection_filter(
     """Judge each teacher completion: keep it only if its format is valid AND its answer is right.
 
     ``check(completion, answer) -> bool`` decides correctness; by default
-    :func:`course_lib.tasks.check_answer` (exact match of the last ``<answer>`` content). Returns a :class:`FilterReport` whose
+    :func:`course_lib.formats.check_answer` (exact match of the last ``<answer>`` content). Returns a :class:`FilterReport` whose
     ``kept_fraction`` is the share that survives -- R1 reports keeping only correct samples for its
     reasoning SFT data ([R1] §2.3.3).
     """
@@ -297,90 +247,20 @@ def rejection_filter(
         )
     check = check or check_answer
     verdicts = [
-        Verdict(p, c, a, format_ok=format_ok(c), answer_ok=bool(check(c, a)))
+        Verdict(p, c, a, format_ok=is_well_formed(c), answer_ok=bool(check(c, a)))
         for p, c, a in zip(prompts, completions, answers)
     ]
     return FilterReport(verdicts)
 
 
 # --------------------------------------------------------------------------------------------
-# 3. Trace datasets: <bos> prompt target <eos>, loss only on the target
+# 3. The students' training sets, and a look at the logits they learn from
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class SFTData:
-    """Tokenised prompt/target pairs ready for next-token training.
-
-    ``input_ids (N, L)`` hold ``<bos> prompt target`` (right-padded with ``pad_id``); ``labels
-    (N, L)`` hold the next token at every position, ``IGNORE_INDEX`` on prompt and padding, so only
-    the target (trace, answer and ``<eos>``) is learned.
-    """
-
-    input_ids: torch.Tensor  # (N, L) long
-    labels: torch.Tensor  # (N, L) long
-    prompts: list[str]
-    targets: list[str]
-
-    def __len__(self) -> int:
-        return self.input_ids.shape[0]
-
-    def subset(self, n: int) -> SFTData:
-        """The first ``n`` pairs (for data-scaling curves)."""
-        if not 1 <= n <= len(self):
-            raise ValueError(f"n must be between 1 and {len(self)}, got {n}.")
-        return SFTData(self.input_ids[:n], self.labels[:n], self.prompts[:n], self.targets[:n])
-
-
-def build_sft_data(
-    tokenizer, prompts: Sequence[str], targets: Sequence[str], max_len: int | None = None
-) -> SFTData:
-    """Tokenise ``<bos> + prompt + target + <eos>`` and mask the prompt and padding in the labels.
-
-    ``max_len`` (the model's ``max_seq_len``) bounds the input length; a longer pair raises a
-    ValueError rather than being silently cut.
-    """
-    if len(prompts) != len(targets):
-        raise ValueError(f"got {len(prompts)} prompts but {len(targets)} targets; pair them 1:1.")
-    if not prompts:
-        raise ValueError("no prompt/target pairs were given; pass at least one.")
-    rows: list[tuple[list[int], list[int]]] = []
-    for prompt, target in zip(prompts, targets):
-        head = tokenizer.encode(prompt, add_bos=True)
-        tail = tokenizer.encode(target, add_eos=True)
-        seq = head + tail
-        x, y = seq[:-1], seq[1:]
-        y = [IGNORE_INDEX] * (len(head) - 1) + y[len(head) - 1 :]
-        rows.append((x, y))
-    width = max(len(x) for x, _ in rows)
-    if max_len is not None and width > max_len:
-        raise ValueError(
-            f"the longest prompt+target needs {width} positions but max_len={max_len}; raise the "
-            "model's max_seq_len or use shorter problems."
-        )
-    ids = torch.full((len(rows), width), tokenizer.pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-    for i, (x, y) in enumerate(rows):
-        ids[i, : len(x)] = torch.tensor(x)
-        labels[i, : len(y)] = torch.tensor(y)
-    return SFTData(ids, labels, list(prompts), list(targets))
-
-
-def sft_data_from_examples(
-    tokenizer, examples: Sequence[Example], with_trace: bool = True, max_len: int | None = None
-) -> SFTData:
-    """Ground-truth targets (:func:`course_lib.tasks.format_target`) for a list of problems."""
-    return build_sft_data(
-        tokenizer,
-        [e.prompt for e in examples],
-        [format_target(e, with_trace) for e in examples],
-        max_len,
-    )
 
 
 def student_datasets(
     report: FilterReport, tokenizer, max_len: int | None = None
-) -> dict[str, SFTData]:
+) -> dict[str, SFTRows]:
     """The training sets of the students, all built from one batch of teacher completions.
 
     * ``"answers only"``: the kept prompts with ``<answer>A</answer>`` only (the teacher's verified
@@ -397,135 +277,17 @@ def student_datasets(
         )
     prompts = [v.prompt for v in kept]
     return {
-        "answers only": build_sft_data(
-            tokenizer, prompts, [f"{ANSWER}{v.answer}{ANSWER_END}" for v in kept], max_len
+        "answers only": sft_rows(
+            tokenizer, prompts, [format_target(v.answer) for v in kept], max_len
         ),
-        "traces": build_sft_data(tokenizer, prompts, [v.completion for v in kept], max_len),
-        "unfiltered traces": build_sft_data(
+        "traces": sft_rows(tokenizer, prompts, [v.completion for v in kept], max_len),
+        "unfiltered traces": sft_rows(
             tokenizer,
             [v.prompt for v in report.verdicts],
             [v.completion for v in report.verdicts],
             max_len,
         ),
     }
-
-
-# --------------------------------------------------------------------------------------------
-# 4. Sampling from a teacher, evaluating students
-# --------------------------------------------------------------------------------------------
-
-
-def _cut_at_eos(ids: list[int], eos_id: int, pad_id: int) -> list[int]:
-    out = []
-    for t in ids:
-        if t == eos_id or t == pad_id:
-            break
-        out.append(t)
-    return out
-
-
-@torch.no_grad()
-def sample_completions(
-    model,
-    tokenizer,
-    prompts: Sequence[str],
-    max_new_tokens: int,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    batch_size: int = 256,
-    seed: int = 0,
-    progress: bool = False,
-) -> list[str]:
-    """Let ``model`` complete every prompt; return the completions as text, cut at ``<eos>``.
-
-    Prompts of the same token length are generated together in batches (no padding needed), with
-    the model's KV cache. ``temperature=0`` decodes greedily. Sampling is seeded, so the same call
-    gives the same completions on the CPU.
-    """
-    from tqdm.auto import tqdm
-
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
-    device = next(model.parameters()).device
-    encoded = [tokenizer.encode(p, add_bos=True) for p in prompts]
-    groups: dict[int, list[int]] = {}
-    for i, ids in enumerate(encoded):
-        groups.setdefault(len(ids), []).append(i)
-    chunks = [
-        idx[s : s + batch_size]
-        for _, idx in sorted(groups.items())
-        for s in range(0, len(idx), batch_size)
-    ]
-    gen = torch.Generator(device=device).manual_seed(seed)
-    out: list[str] = [""] * len(prompts)
-    was_training = model.training
-    model.eval()
-    try:
-        for chunk in tqdm(chunks, desc="sampling", disable=not progress, leave=False):
-            x = torch.tensor([encoded[i] for i in chunk], dtype=torch.long, device=device)
-            y = model.generate(
-                x,
-                max_new_tokens,
-                temperature=temperature,
-                top_p=top_p,
-                eos_id=tokenizer.eos_id,
-                generator=gen,
-            )  # (b, T + new)
-            for row, i in zip(y[:, x.shape[1] :].tolist(), chunk):
-                out[i] = tokenizer.decode(_cut_at_eos(row, tokenizer.eos_id, tokenizer.pad_id))
-    finally:
-        model.train(was_training)
-    return out
-
-
-@dataclass
-class EvalResult:
-    """Greedy accuracy of a model on a list of problems, with the completions to look at."""
-
-    accuracy: float
-    format_rate: float
-    completions: list[str]
-    correct: list[bool]
-
-
-def evaluate(
-    model,
-    tokenizer,
-    prompts: Sequence[str],
-    answers: Sequence[str],
-    max_new_tokens: int,
-    check: Callable[[str, str], bool] | None = None,
-    batch_size: int = 256,
-    temperature: float = 0.0,
-    top_p: float = 1.0,
-    samples: int = 1,
-    seed: int = 0,
-) -> EvalResult:
-    """Score a model on problems: accuracy (answer right) and format rate.
-
-    ``temperature=0`` decodes greedily. With ``temperature > 0`` the accuracy is pass@1 averaged
-    over ``samples`` seeded samples per problem -- how R1 reports its results (temperature 0.6,
-    top-p 0.95, several samples per question, [R1] §3). ``completions``/``correct`` hold the first
-    sample. A completion's format counts as valid in either student format (with or without a
-    trace).
-    """
-    if len(prompts) != len(answers) or not prompts:
-        raise ValueError("pass the same, non-zero number of prompts and reference answers.")
-    if samples < 1 or (temperature == 0 and samples != 1):
-        raise ValueError(f"samples={samples}: use 1 for greedy decoding, or >= 1 when sampling.")
-    check = check or check_answer
-    first: tuple[list[str], list[bool]] | None = None
-    n_right = n_format = 0
-    for k in range(samples):
-        comps = sample_completions(
-            model, tokenizer, prompts, max_new_tokens, temperature, top_p, batch_size, seed + k
-        )
-        correct = [bool(check(c, a)) for c, a in zip(comps, answers)]
-        n_right += sum(correct)
-        n_format += sum(format_ok(c) or answer_format_ok(c) for c in comps)
-        first = first or (comps, correct)
-    total = samples * len(prompts)
-    return EvalResult(n_right / total, n_format / total, first[0], first[1])
 
 
 @torch.no_grad()
@@ -536,31 +298,20 @@ def next_token_logits(model, tokenizer, text: str) -> torch.Tensor:
     was_training = model.training
     model.eval()
     try:
-        logits = _logits(model(ids))
+        logits = model(ids)
     finally:
         model.train(was_training)
     return logits[0].float().cpu()  # (T, V)
 
 
-def _logits(output) -> torch.Tensor:
-    """Accept a bare logits tensor or an output object/tuple that carries one."""
-    if isinstance(output, torch.Tensor):
-        return output
-    if hasattr(output, "logits"):
-        return output.logits
-    if isinstance(output, tuple | list):
-        return output[0]
-    raise TypeError(f"cannot find logits in a model output of type {type(output).__name__}.")
-
-
 # --------------------------------------------------------------------------------------------
-# 5. Training students (and the teacher)
+# 4. Training students (and the teacher)
 # --------------------------------------------------------------------------------------------
 
 
 def train_on(
     model,
-    data: SFTData,
+    data: SFTRows,
     steps: int,
     batch_size: int = 32,
     lr: float = 3e-3,
@@ -576,42 +327,37 @@ def train_on(
 
     Without a ``teacher`` this is SFT (masked cross-entropy: sequence-level distillation when the
     data are teacher traces). With a ``teacher``, each batch also goes through the frozen teacher
-    and the loss is logit KD at ``temperature`` (:func:`kd_loss`) mixed with the hard loss by
-    ``kd_weight``, as in :func:`distillation_loss`. The loop itself is
-    :func:`course_lib.train.train` (linear warm-up, cosine to 10%, gradient clipping at 1); batches
-    are drawn with a seeded generator so runs repeat exactly. Each history row holds ``step``,
-    ``loss``, ``ce`` (hard part) and ``lr``.
+    and the loss is :func:`distillation_loss` (logit KD at ``temperature`` mixed with the hard loss
+    by ``kd_weight``). The loop is :func:`course_lib.train.train` (linear warm-up, cosine to 10%,
+    gradient clipping at 1); batches are drawn with a generator seeded with ``seed``, so runs
+    repeat exactly. Each history row holds ``step``, ``loss``, ``ce`` (the hard part) and ``lr``.
     """
-    if steps < 1 or batch_size < 1:
-        raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}.")
-    device = next(model.parameters()).device
-    gen = torch.Generator().manual_seed(seed)
-
-    def batches(step: int) -> Batch:
-        idx = torch.randint(len(data), (batch_size,), generator=gen)
-        x, y = data.input_ids[idx], data.labels[idx]  # (B, L)
-        width = int((y != IGNORE_INDEX).nonzero()[:, 1].max()) + 1  # drop all-padding columns
-        return Batch(x[:, :width].to(device), y[:, :width].to(device))
-
-    loss_fn = None
-    if teacher is not None and kd_weight != 0.0:
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}.")
+    use_teacher = teacher is not None and kd_weight != 0.0
+    if use_teacher:
         teacher.eval()
 
-        def loss_fn(logits: torch.Tensor, batch: Batch, ce: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad():
-                t_logits = _logits(teacher(batch.x))  # (B, L, V)
-            soft = kd_loss(logits, t_logits, temperature, labels=batch.y)
-            return kd_weight * soft + (1.0 - kd_weight) * ce
+    def loss_fn(model, batch: Batch) -> tuple[torch.Tensor, dict]:
+        logits = model(batch.x)  # (B, L, V)
+        ce = lm_loss(logits, batch.y)
+        if not use_teacher:
+            return ce, {"ce": ce.item()}
+        with torch.no_grad():
+            teacher_logits = teacher(batch.x)  # (B, L, V)
+        loss = distillation_loss(logits, teacher_logits, batch.y, temperature, kd_weight)
+        return loss, {"ce": ce.item()}
 
+    device = next(model.parameters()).device
     history = train(
         model,
-        batches,
+        data.batches(batch_size, seed, device),
         steps,
+        loss_fn,
         lr=lr,
         warmup_steps=warmup_steps,
-        progress=progress,
         desc=desc,
-        loss_fn=loss_fn,
+        progress=progress,
     )
     model.eval()
     return history

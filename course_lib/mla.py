@@ -27,12 +27,13 @@ full path matches transformers' ``DeepseekV3Attention`` with copied weights.
 What is simplified, plainly:
 - RoPE uses the rotate-half layout (as transformers' Llama/Qwen2). DeepSeek's checkpoints rotate
   interleaved pairs (transformers' ``rope_interleave=True``); that is only a fixed permutation of the
-  RoPE rows of ``wq_b``/``wkv_a``, see :func:`deinterleave_rope_rows`.
+  RoPE rows of ``wq_b``/``wkv_a`` (``tests/test_mla.py`` loads transformers' interleaved weights
+  through that permutation and gets the same outputs).
 - No YaRN context extension: V3's long-context RoPE scaling (factor 40) and its softmax ``mscale``
   correction are not implemented; the softmax scale is exactly ``1/sqrt(d_nope + d_rope)``.
 - No attention dropout, no tensor parallelism, no FP8. Left padding works through ``key_mask``.
 - The decode cache grows by concatenation (readable; a serving engine would preallocate pages).
-- Modules follow TinySeek's attention interface (``course_lib.attention``):
+- Modules follow TinySeek's attention interface (as ``course_lib.attention``):
   ``forward(x, positions, past, key_mask) -> (y, present)`` with ``present`` a tuple of tensors.
 """
 
@@ -43,32 +44,11 @@ from typing import Literal
 import torch
 from torch import nn
 
-from course_lib.attention import apply_rope, attention_mask, rope_cos_sin
+from course_lib.layers import RMSNorm, apply_rope, attention_mask, rope_cos_sin
 
 CacheMode = Literal["naive", "absorbed"]
 Cache = tuple[torch.Tensor, ...]
 CACHE_MODES: tuple[str, ...] = ("naive", "absorbed")
-
-
-def deinterleave_rope_rows(
-    weight: torch.Tensor, n_heads: int, nope: int, rope: int
-) -> torch.Tensor:
-    """Reorder the RoPE rows of a projection from interleaved pairs to the rotate-half layout.
-
-    ``weight`` is ``(n_heads * (nope + rope), in)`` (a query projection) or, with ``n_heads=1`` and
-    ``nope`` the latent size, ``(kv_lora_rank + rope, in)`` (``wkv_a``). Within each head, RoPE rows
-    ``[0, 1, 2, 3, ...]`` become ``[0, 2, 4, ..., 1, 3, 5, ...]``; an interleaved rotation of the old
-    rows then equals a rotate-half rotation of the new ones (same scores, same outputs).
-    """
-    if weight.shape[0] != n_heads * (nope + rope):
-        raise ValueError(
-            f"weight has {weight.shape[0]} rows but n_heads * (nope + rope) = "
-            f"{n_heads * (nope + rope)}; pass the sizes the projection was built with."
-        )
-    perm = torch.cat([torch.arange(0, rope, 2), torch.arange(1, rope, 2)])
-    w = weight.view(n_heads, nope + rope, -1)
-    rope_part = w[:, nope:][:, perm]
-    return torch.cat([w[:, :nope], rope_part], dim=1).reshape(weight.shape)
 
 
 class MultiHeadLatentAttention(nn.Module):
@@ -139,12 +119,12 @@ class MultiHeadLatentAttention(nn.Module):
             self.wq = nn.Linear(d_model, h_qk, bias=False)  # [W^UQ; W^QR] on h directly
         else:
             self.wq_a = nn.Linear(d_model, q_lora_rank, bias=False)  # W^DQ
-            self.q_norm = nn.RMSNorm(q_lora_rank, eps=norm_eps)
+            self.q_norm = RMSNorm(q_lora_rank, eps=norm_eps)
             self.wq_b = nn.Linear(q_lora_rank, h_qk, bias=False)  # [W^UQ; W^QR]
         self.wkv_a = nn.Linear(
             d_model, kv_lora_rank + qk_rope_head_dim, bias=False
         )  # [W^DKV; W^KR]
-        self.kv_norm = nn.RMSNorm(kv_lora_rank, eps=norm_eps)
+        self.kv_norm = RMSNorm(kv_lora_rank, eps=norm_eps)
         # [W^UK; W^UV] per head: rows of head i are (nope rows, then value rows).
         self.wkv_b = nn.Linear(kv_lora_rank, n_heads * (qk_nope_head_dim + v_head_dim), bias=False)
         self.wo = nn.Linear(n_heads * v_head_dim, d_model, bias=False)  # W^O
@@ -332,18 +312,6 @@ def decode(
     return torch.cat(outs, dim=1), cache
 
 
-def cache_nbytes(cache) -> int:
-    """Bytes held by a cache (a tensor, or any nesting of tuples/lists of tensors), measured from the
-    tensors themselves: numel x element size, summed."""
-    if isinstance(cache, torch.Tensor):
-        return cache.numel() * cache.element_size()
-    if isinstance(cache, (tuple, list)):
-        return sum(cache_nbytes(c) for c in cache)
-    if cache is None:
-        return 0
-    raise TypeError(f"cache_nbytes expects tensors in tuples/lists, got {type(cache).__name__}.")
-
-
 def decode_step_seconds(
     attn: MultiHeadLatentAttention,
     context: int,
@@ -376,13 +344,3 @@ def decode_step_seconds(
     finally:
         torch.set_num_threads(threads)
     return min(times)
-
-
-__all__ = [
-    "CACHE_MODES",
-    "MultiHeadLatentAttention",
-    "cache_nbytes",
-    "decode",
-    "decode_step_seconds",
-    "deinterleave_rope_rows",
-]

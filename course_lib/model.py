@@ -4,15 +4,19 @@ The block is the pre-norm decoder of Llama/Qwen/DeepSeek ([V2] §2, [V3] §2.1, 
 ``x + attn(RMSNorm(x))`` then ``x + ffn(RMSNorm(x))`` with RoPE inside attention.
 
 * ``attention``: ``"mha" | "gqa" | "mqa"`` (course_lib.attention) or ``"mla"`` (Multi-head Latent
-  Attention, [V2] §2.1), all made by :func:`course_lib.attention.build_attention`.
+  Attention, [V2] §2.1, course_lib.mla), picked by :func:`build_attention`.
 * ``ffn``: ``"dense"`` (a SwiGLU of width ``d_ff``) or ``"moe"`` (DeepSeekMoE, course_lib.moe;
   like V3 the first ``first_k_dense`` layers may stay dense).
 * ``generate``: autoregressive sampling with a KV cache, temperature and top-p (nucleus).
 
 After ``forward`` an MoE model exposes ``model.aux_loss`` (sum of the layers' balance losses,
-already weighted) and ``model.routing()`` (one :class:`course_lib.moe.RoutingInfo` per MoE layer).
-Call ``model.after_optimizer_step()`` after each optimizer step (``course_lib.train`` does) so the
-auxiliary-loss-free bias can move.
+already weighted; zero for a dense model) and ``model.routing()`` (one
+:class:`course_lib.moe.RoutingInfo` per MoE layer). Whoever trains an MoE with the
+auxiliary-loss-free bias calls ``model.after_optimizer_step()`` after each optimizer step, so the
+bias can move ([V3] §2.1.2; ``course_lib.moe_lab`` does).
+
+The building blocks come from ``course_lib.layers`` (RMSNorm, RoPE, SwiGLU), ``attention``,
+``mla`` and ``moe``; this module only composes them.
 
 Simplified: no dropout, no multi-token prediction ([V3] §2.2), float32 everywhere, tied input
 and output embeddings (saves parameters at this scale).
@@ -26,8 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.attention import build_attention
-from course_lib.moe import DeepSeekMoE, RoutingInfo, SwiGLU
+from course_lib.attention import GroupedQueryAttention, cache_nbytes
+from course_lib.layers import RMSNorm, SwiGLU
+from course_lib.mla import MultiHeadLatentAttention
+from course_lib.moe import DeepSeekMoE, RoutingInfo
 from course_lib.tokenizer import default_tokenizer
 
 ATTENTIONS = ("mha", "gqa", "mqa", "mla")
@@ -53,7 +59,7 @@ class TinySeekConfig:
     # --- DeepSeekMoE ([V3] §2.1.2) ---
     n_routed_experts: int = 8
     n_shared_experts: int = 1
-    n_activated_experts: int = 2  # top-k
+    n_activated_experts: int = 2  # K_r: routed experts chosen per token
     d_expert: int = 64  # hidden width of one (fine-grained) expert
     score_func: str = "sigmoid"  # "softmax" (V2) | "sigmoid" (V3)
     n_expert_groups: int = 1
@@ -113,19 +119,20 @@ class KVCache:
 
     def nbytes(self) -> int:
         """Bytes held by every cached tensor of every layer."""
-        return sum(t.numel() * t.element_size() for layer in self.layers for t in layer)
+        return cache_nbytes(self.layers)
 
 
-class RMSNorm(nn.Module):
-    """``x / rms(x) * weight`` (Zhang & Sennrich, arXiv 1910.07467), as in Llama and DeepSeek."""
-
-    def __init__(self, dim: int, eps: float = 1e-6):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+def build_attention(config: TinySeekConfig) -> nn.Module:
+    """The one place attention modules are made: ``config.attention`` picks the mechanism."""
+    if config.attention == "mla":
+        return MultiHeadLatentAttention(
+            config.d_model, config.n_heads, config.kv_lora_rank, config.qk_nope_head_dim,
+            config.qk_rope_head_dim, config.v_head_dim, q_lora_rank=config.q_lora_rank,
+            rope_theta=config.rope_theta, norm_eps=config.norm_eps, cache_mode=config.mla_cache,
+        )  # fmt: skip
+    return GroupedQueryAttention(
+        config.d_model, config.n_heads, config.n_kv_heads, config.head_dim, config.rope_theta
+    )
 
 
 class Block(nn.Module):
@@ -134,7 +141,7 @@ class Block(nn.Module):
     def __init__(self, config: TinySeekConfig, layer_idx: int):
         super().__init__()
         self.attn_norm = RMSNorm(config.d_model, config.norm_eps)
-        self.attn = build_attention(config, layer_idx)
+        self.attn = build_attention(config)
         self.ffn_norm = RMSNorm(config.d_model, config.norm_eps)
         if config.ffn == "moe" and layer_idx >= config.first_k_dense:
             self.ffn: nn.Module = DeepSeekMoE(

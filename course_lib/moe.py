@@ -3,8 +3,9 @@
 Follows DeepSeek-V2 §2.2 and DeepSeek-V3 §2.1.2 (DeepSeekMoE: Dai et al., arXiv 2401.06066), and
 the gate of deepseek-ai/DeepSeek-V3 ``inference/model.py`` / transformers' ``DeepseekV3TopkRouter``:
 
-* The FFN of a layer is ``shared(x) + sum_{i in top-k} g_i * expert_i(x)``: ``n_shared`` experts
-  see every token, ``n_routed`` small ("fine-grained") experts are chosen per token.
+* The FFN of a layer is ``shared(x) + sum_{i in top-K_r} g_i * expert_i(x)``: ``n_shared_experts``
+  experts see every token; of ``n_routed_experts`` small ("fine-grained") experts, the
+  ``n_activated_experts`` (the papers' K_r) with the highest scores are chosen per token.
 * Gates: ``"softmax"`` over all experts (V2 style) or ``"sigmoid"`` affinities (V3 style). The
   weights of the chosen experts may be renormalised to sum to one (V3 always does; V2 did not, so
   its weights sum to less than one) and are then multiplied by ``route_scale`` (2.5 in V3).
@@ -38,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib.layers import SwiGLU
+
 BALANCE_MODES = ("none", "aux_loss", "aux_free")
 SCORE_FUNCS = ("softmax", "sigmoid")
 
@@ -70,14 +73,14 @@ def group_mask(scores_for_choice: torch.Tensor, n_groups: int, topk_groups: int)
 
 def topk_route(
     scores: torch.Tensor,
-    top_k: int,
+    n_activated_experts: int,
     bias: torch.Tensor | None = None,
     n_groups: int = 1,
     topk_groups: int = 1,
     route_scale: float = 1.0,
     normalize: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Choose ``top_k`` experts per token and their gate weights.
+    """Choose ``n_activated_experts`` experts per token and their gate weights.
 
     scores: (N, E) unbiased affinities. bias: (E,) added to the scores only to CHOOSE (groups and
     experts); the weights are gathered from the unbiased ``scores``, renormalised over the chosen
@@ -87,7 +90,7 @@ def topk_route(
     choice = scores if bias is None else scores + bias  # (N, E)
     if n_groups > 1:
         choice = choice.masked_fill(~group_mask(choice, n_groups, topk_groups), float("-inf"))
-    indices = choice.topk(top_k, dim=-1).indices  # (N, k)
+    indices = choice.topk(n_activated_experts, dim=-1).indices  # (N, k)
     weights = scores.gather(1, indices)  # (N, k), from the UNBIASED scores
     if normalize:
         weights = weights / (weights.sum(dim=-1, keepdim=True) + 1e-20)
@@ -172,19 +175,6 @@ class RoutingInfo:
 # --------------------------------------------------------------------------------------------
 # Modules
 # --------------------------------------------------------------------------------------------
-class SwiGLU(nn.Module):
-    """``down(silu(gate(x)) * up(x))``: the FFN of Llama/Qwen/DeepSeek (Shazeer, arXiv 2002.05202)."""
-
-    def __init__(self, d_model: int, d_hidden: int):
-        super().__init__()
-        self.gate_proj = nn.Linear(d_model, d_hidden, bias=False)
-        self.up_proj = nn.Linear(d_model, d_hidden, bias=False)
-        self.down_proj = nn.Linear(d_hidden, d_model, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
-
-
 class Router(nn.Module):
     """The gate: a linear map to one logit per expert, scores, optional groups, top-k.
 
@@ -196,7 +186,7 @@ class Router(nn.Module):
         self,
         d_model: int,
         n_experts: int,
-        top_k: int,
+        n_activated_experts: int,
         score_func: str = "sigmoid",
         n_groups: int = 1,
         topk_groups: int = 1,
@@ -214,12 +204,16 @@ class Router(nn.Module):
             raise ValueError(
                 f"topk_groups={topk_groups} must be between 1 and n_groups={n_groups}."
             )
-        if not 1 <= top_k <= topk_groups * (n_experts // n_groups):
+        if not 1 <= n_activated_experts <= topk_groups * (n_experts // n_groups):
             raise ValueError(
-                f"top_k={top_k} must be between 1 and the experts in the eligible groups "
-                f"({topk_groups * (n_experts // n_groups)}); lower top_k or raise topk_groups."
+                f"n_activated_experts={n_activated_experts} must be between 1 and the experts in the eligible groups "
+                f"({topk_groups * (n_experts // n_groups)}); lower n_activated_experts or raise topk_groups."
             )
-        self.n_experts, self.top_k, self.score_func = n_experts, top_k, score_func
+        self.n_experts, self.n_activated_experts, self.score_func = (
+            n_experts,
+            n_activated_experts,
+            score_func,
+        )
         self.n_groups, self.topk_groups = n_groups, topk_groups
         self.route_scale, self.normalize = route_scale, normalize
         self.weight = nn.Parameter(torch.empty(n_experts, d_model))
@@ -231,7 +225,7 @@ class Router(nn.Module):
         logits = F.linear(x.float(), self.weight.float())  # (N, E)
         scores = gate_scores(logits, self.score_func)
         weights, indices = topk_route(
-            scores, self.top_k, self.bias, self.n_groups, self.topk_groups,
+            scores, self.n_activated_experts, self.bias, self.n_groups, self.topk_groups,
             self.route_scale, self.normalize,
         )  # fmt: skip
         return weights.to(x.dtype), indices, scores
@@ -287,9 +281,9 @@ class DeepSeekMoE(nn.Module):
         self,
         d_model: int,
         d_expert: int,
-        n_routed: int = 8,
-        n_shared: int = 1,
-        top_k: int = 2,
+        n_routed_experts: int = 8,
+        n_shared_experts: int = 1,
+        n_activated_experts: int = 2,
         score_func: str = "sigmoid",
         n_groups: int = 1,
         topk_groups: int = 1,
@@ -303,17 +297,28 @@ class DeepSeekMoE(nn.Module):
         super().__init__()
         if balance not in BALANCE_MODES:
             raise ValueError(f"balance={balance!r}; use one of {BALANCE_MODES}.")
-        if n_shared < 0 or n_routed < 1:
-            raise ValueError("need n_routed >= 1 and n_shared >= 0 experts.")
-        self.n_routed, self.n_shared, self.top_k = n_routed, n_shared, top_k
+        if n_shared_experts < 0 or n_routed_experts < 1:
+            raise ValueError("need n_routed_experts >= 1 and n_shared_experts >= 0 experts.")
+        self.n_routed_experts, self.n_shared_experts, self.n_activated_experts = (
+            n_routed_experts,
+            n_shared_experts,
+            n_activated_experts,
+        )
         self.balance, self.aux_alpha, self.bias_gamma = balance, aux_alpha, bias_gamma
         self.complementary_alpha = complementary_alpha
         self.router = Router(
-            d_model, n_routed, top_k, score_func, n_groups, topk_groups, route_scale, normalize
+            d_model,
+            n_routed_experts,
+            n_activated_experts,
+            score_func,
+            n_groups,
+            topk_groups,
+            route_scale,
+            normalize,
         )
-        self.experts = RoutedExperts(n_routed, d_model, d_expert)
-        self.shared = SwiGLU(d_model, d_expert * n_shared) if n_shared else None
-        self.register_buffer("step_counts", torch.zeros(n_routed), persistent=False)
+        self.experts = RoutedExperts(n_routed_experts, d_model, d_expert)
+        self.shared = SwiGLU(d_model, d_expert * n_shared_experts) if n_shared_experts else None
+        self.register_buffer("step_counts", torch.zeros(n_routed_experts), persistent=False)
         self.last_routing: RoutingInfo | None = None
         self.aux_loss: torch.Tensor = torch.zeros(())
 
@@ -325,13 +330,16 @@ class DeepSeekMoE(nn.Module):
         y = self.experts(flat, weights, indices)  # (N, d)
         if self.shared is not None:
             y = y + self.shared(flat)
-        counts = expert_counts(indices, self.n_routed)
+        counts = expert_counts(indices, self.n_routed_experts)
         alpha = {"aux_loss": self.aux_alpha, "aux_free": self.complementary_alpha}.get(
             self.balance, 0.0
         )
         if alpha > 0:
             self.aux_loss = alpha * sequence_balance_loss(
-                scores.view(B, T, -1), indices.view(B, T, -1), self.n_routed, self.router.score_func
+                scores.view(B, T, -1),
+                indices.view(B, T, -1),
+                self.n_routed_experts,
+                self.router.score_func,
             )
         else:
             self.aux_loss = torch.zeros((), device=x.device)
@@ -356,7 +364,7 @@ class DeepSeekMoE(nn.Module):
         if not active_only:
             return total
         per_expert = self.experts.w_gate[0].numel() * 3
-        return total - (self.n_routed - self.top_k) * per_expert
+        return total - (self.n_routed_experts - self.n_activated_experts) * per_expert
 
 
 def naive_moe_loop(moe: DeepSeekMoE, x: torch.Tensor) -> torch.Tensor:
@@ -386,8 +394,8 @@ def from_transformers_deepseek_v3(hf_moe: nn.Module, balance: str = "aux_free") 
         raise ValueError("this copy expects norm_topk_prob=True (DeepSeek-V3's setting).")
     I = cfg.moe_intermediate_size  # noqa: E741
     ours = DeepSeekMoE(
-        cfg.hidden_size, I, n_routed=cfg.n_routed_experts, n_shared=cfg.n_shared_experts,
-        top_k=cfg.num_experts_per_tok, score_func="sigmoid", n_groups=cfg.n_group,
+        cfg.hidden_size, I, n_routed_experts=cfg.n_routed_experts,
+        n_shared_experts=cfg.n_shared_experts, n_activated_experts=cfg.num_experts_per_tok, score_func="sigmoid", n_groups=cfg.n_group,
         topk_groups=cfg.topk_group, route_scale=cfg.routed_scaling_factor, normalize=True,
         balance=balance,
     )  # fmt: skip

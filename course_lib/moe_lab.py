@@ -2,11 +2,12 @@
 
 * :func:`make_data`: a training stream and fixed validation batches from ``tasks.domain_mixture``.
 * :func:`dense_twin`: the dense model with the SAME active parameters and FLOPs per token as an MoE
-  config: a SwiGLU of width ``(n_shared + top_k) * d_expert`` (the router's ``d_model * E``
+  config: a SwiGLU of width ``(n_shared_experts + n_activated_experts) * d_expert`` (the router's ``d_model * E``
   multiply-adds are the only extra work of the MoE, under 10% here).
-* :func:`run_variant`: train one config, evaluate on the validation batches, and return a
-  :class:`MoERun` with the loss curves, the tokens per expert at every step, max/mean load and
-  the per-domain expert usage measured on the validation tokens.
+* :func:`run_variant`: train one config with the course's loop (its loss records the tokens per
+  expert at every step; the auxiliary-loss-free bias moves after every optimizer step), evaluate on
+  the validation batches, and return a :class:`MoERun` with the loss curves, the loads, max/mean
+  load and the per-domain expert usage measured on the validation tokens.
 
 Simplified: a few hundred steps on a CPU; the DeepSeek papers train for trillions of tokens, so
 absolute numbers here only show the direction of each effect.
@@ -20,19 +21,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from course_lib.data import Batch, TokenStream, fixed_batches, pack_examples, sample_batch
 from course_lib.model import TinySeek, TinySeekConfig
 from course_lib.moe import domain_expert_usage, max_over_mean
 from course_lib.tasks import DOMAINS, domain_mixture
-from course_lib.train import (
-    Batch,
-    History,
-    TokenStream,
-    evaluate_loss,
-    fixed_batches,
-    pack_examples,
-    sample_batch,
-    train,
-)
+from course_lib.train import History, evaluate_loss, next_token_loss, train
 
 
 @dataclass
@@ -120,7 +113,7 @@ def validation_domain_usage(model: TinySeek, data: LabData) -> np.ndarray | None
     if not layers:
         return None
     model.eval()
-    D, E = len(data.domain_names), layers[0].n_routed
+    D, E = len(data.domain_names), layers[0].n_routed_experts
     totals = torch.zeros(len(layers), D, E)
     for b in data.val:
         model(b.x)
@@ -132,6 +125,18 @@ def validation_domain_usage(model: TinySeek, data: LabData) -> np.ndarray | None
     return (totals / totals.sum(-1, keepdim=True).clamp_min(1e-12)).numpy()
 
 
+def loss_with_loads(model: TinySeek, batch: Batch) -> tuple[torch.Tensor, dict]:
+    """:func:`course_lib.train.next_token_loss`, plus what the routers did on this batch:
+    ``load`` (n_moe_layers, E) tokens per expert and ``max_over_mean`` (mean over the layers)."""
+    loss, row = next_token_loss(model, batch)
+    routing = model.routing()
+    if routing:
+        loads = torch.stack([r.counts.float() for r in routing])  # (L, E)
+        row["load"] = loads.tolist()
+        row["max_over_mean"] = float((loads.max(1).values / loads.mean(1)).mean())
+    return loss, row
+
+
 def run_variant(
     name: str,
     config: TinySeekConfig,
@@ -141,19 +146,25 @@ def run_variant(
     seed: int = 0,
     eval_every: int = 0,
     progress: bool = True,
-    hook=None,
 ) -> MoERun:
     """Train ``config`` from seed ``seed`` on ``data`` for ``steps`` steps and collect its stats."""
     torch.manual_seed(seed)
     model = TinySeek(config)
     g = torch.Generator().manual_seed(seed)
-    eval_every = eval_every or max(1, steps // 6)
     start = time.perf_counter()
     history = train(
-        model, lambda s: sample_batch(data.train, data.batch_size, data.seq_len, g), steps, lr=lr,
-        warmup_steps=min(10, steps // 5), eval_fn=lambda m: {"val": evaluate_loss(m, data.val)},
-        eval_every=eval_every, progress=progress, desc=name, hook=hook,
-    )  # fmt: skip
+        model,
+        lambda step: sample_batch(data.train, data.batch_size, data.seq_len, g),
+        steps,
+        loss_with_loads,
+        lr=lr,
+        warmup_steps=min(10, steps // 5),
+        eval_fn=lambda m: {"val": evaluate_loss(m, data.val)},
+        eval_every=eval_every or max(1, steps // 6),
+        after_step=TinySeek.after_optimizer_step,  # the aux-loss-free bias update [V3 §2.1.2]
+        desc=name,
+        progress=progress,
+    )
     seconds = time.perf_counter() - start
     val_steps, val_losses = history.series("val")
     loads = None

@@ -1,4 +1,4 @@
-"""Runtime helpers: FAST mode, seeding, device choice, Colab detection and an environment doctor.
+"""Runtime helpers: FAST mode, seeding, Colab detection and an environment doctor.
 
 Every notebook starts with ``runtime.doctor(brief=True)``; its ``parameters`` cell says
 ``FAST = None`` and the next cell resolves it with :func:`fast_mode` (``COURSE_FAST``); every size
@@ -68,30 +68,6 @@ def seed_everything(seed: int = 0, threads: int | None = None) -> torch.Generato
         torch.cuda.manual_seed_all(seed)
     os.environ["PYTHONHASHSEED"] = str(seed)
     return torch.Generator().manual_seed(seed)
-
-
-def pick_device(prefer: str = "auto") -> torch.device:
-    """Choose where tensors go: ``"auto"`` gives CUDA when present, else CPU.
-
-    Apple's MPS is used only when asked for (``prefer="mps"``): the toy models are faster on the CPU.
-    """
-    prefer = prefer.lower()
-    if prefer == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if prefer == "cpu":
-        return torch.device("cpu")
-    if prefer == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError(
-                "No CUDA GPU is visible to torch. On Colab: Runtime > Change runtime type > T4 GPU; "
-                "elsewhere use prefer='auto' to fall back to the CPU."
-            )
-        return torch.device("cuda")
-    if prefer == "mps":
-        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise RuntimeError("MPS is not available here; use prefer='auto' or 'cpu'.")
-        return torch.device("mps")
-    raise ValueError(f"prefer={prefer!r} is not one of 'auto', 'cpu', 'cuda', 'mps'.")
 
 
 def is_colab() -> bool:

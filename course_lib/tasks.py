@@ -7,9 +7,10 @@
   GRPO can start from a weak model.
 * ``domain_mixture``: four clearly different domains (arithmetic, string reversal, sorting
   letters, a tiny natural-language set) so the experts of a Mixture-of-Experts can specialise.
-* ``format_target`` / ``extract_answer`` / ``check_answer``: R1's output format
-  ``<think>trace</think><answer>answer</answer>`` ([R1] §2.2.1, Table 1) and a rule-based checker
-  (R1-Zero's accuracy reward is such a rule, [R1] §2.2.2).
+
+Every example carries a ``trace`` and an ``answer``; :func:`course_lib.formats.format_target` writes
+them in R1's ``<think>trace</think><answer>answer</answer>`` format and
+:func:`course_lib.formats.check_answer` grades a completion against ``answer``.
 
 Simplified: the real R1 training data are math/code problems in natural language; ours are
 generated, tiny and exactly checkable. Every generator is deterministic given ``seed``.
@@ -18,11 +19,8 @@ generated, tiny and exactly checkable. Every generator is deterministic given ``
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from course_lib.tokenizer import ANSWER, ANSWER_END, THINK, THINK_END
 
 DOMAINS: tuple[str, ...] = ("arithmetic", "reverse", "sort", "language")
 
@@ -49,12 +47,15 @@ def _range(value: int | tuple[int, int], name: str, low: int) -> tuple[int, int]
     return int(lo), int(hi)
 
 
-def addition_trace(terms: Sequence[int]) -> tuple[str, str]:
+def addition_trace(terms: Sequence[int], forget_carries: bool = False) -> tuple[str, str]:
     """Column-by-column addition, least significant column first.
 
     ``addition_trace([47, 85]) == ("7+5=12;4+8+1=13", "132")``: each step adds the column's digits
     and the carry (written only when it is not zero); the answer is the last column's sum followed
     by the other columns' last digits, read back to front.
+
+    ``forget_carries=True`` is the careless student of notebook 04 (:mod:`course_lib.students`):
+    ``("7+5=12;4+8=12", "122")``. Problems without a carry come out right either way.
     """
     if len(terms) < 1 or any(t < 0 for t in terms):
         raise ValueError("addition_trace needs one or more non-negative integers.")
@@ -67,7 +68,7 @@ def addition_trace(terms: Sequence[int]) -> tuple[str, str]:
         total = sum(col) + carry
         steps.append("+".join(parts) + f"={total}")
         units.append(total % 10)
-        carry = total // 10
+        carry = 0 if forget_carries else total // 10
     answer = str(total) + "".join(str(u) for u in reversed(units[:-1]))
     return ";".join(steps), answer
 
@@ -230,31 +231,3 @@ def domain_mixture(
     }
     iters = {d: iter(pools[d](counts[d])) for d in domains}
     return [next(iters[d]) for d in picks]
-
-
-# --------------------------------------------------------------------------------------------
-# R1's output format and the exact answer checker
-# --------------------------------------------------------------------------------------------
-def format_target(ex: Example, with_trace: bool = True) -> str:
-    """What the model should write after the prompt.
-
-    With the trace: ``<think>trace</think><answer>answer</answer>``; answers only:
-    ``<answer>answer</answer>``.
-    """
-    answer = f"{ANSWER}{ex.answer}{ANSWER_END}"
-    return f"{THINK}{ex.trace}{THINK_END}{answer}" if with_trace else answer
-
-
-_ANSWER_RE = re.compile(re.escape(ANSWER) + r"(.*?)" + re.escape(ANSWER_END), re.DOTALL)
-
-
-def extract_answer(completion: str) -> str | None:
-    """The text inside the LAST ``<answer>...</answer>`` pair (stripped), or None without one."""
-    found = _ANSWER_RE.findall(completion)
-    return found[-1].strip() if found else None
-
-
-def check_answer(completion: str, answer: str) -> bool:
-    """Exact match of the extracted answer with the reference answer (whitespace-stripped)."""
-    got = extract_answer(completion)
-    return got is not None and got == str(answer).strip()

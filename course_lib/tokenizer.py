@@ -1,8 +1,9 @@
 """The toy world's character tokenizer: one id per character, plus R1's special tags.
 
 DeepSeek-R1 asks its model to think inside ``<think> ... </think>`` and to answer inside
-``<answer> ... </answer>`` ([R1] §2.2.1, Table 1). TinySeek keeps exactly those tags, each as ONE
-token, so the later notebooks (distillation, GRPO) can read and reward the format cheaply.
+``<answer> ... </answer>`` ([R1] §2.2.1, Table 1; the tags live in :mod:`course_lib.formats`).
+TinySeek keeps exactly those tags, each as ONE token, so the later notebooks (distillation, GRPO)
+can read and reward the format cheaply.
 
 Simplified: real models use byte-level BPE with ~100-150K tokens; here every printable ASCII
 character is a token (about 100 ids), which keeps the embedding table tiny and every sequence
@@ -16,10 +17,10 @@ import string
 from collections.abc import Iterable
 from functools import lru_cache
 
+from course_lib.formats import TAGS
+
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
-THINK, THINK_END = "<think>", "</think>"
-ANSWER, ANSWER_END = "<answer>", "</answer>"
-SPECIAL_TOKENS: tuple[str, ...] = (PAD, BOS, EOS, THINK, THINK_END, ANSWER, ANSWER_END)
+SPECIAL_TOKENS: tuple[str, ...] = (PAD, BOS, EOS, *TAGS)
 
 # Every printable ASCII character except the tab/vertical-tab/form-feed/carriage-return family;
 # "\n" is kept so multi-line text round-trips.
@@ -68,22 +69,6 @@ class CharTokenizer:
     @property
     def eos_id(self) -> int:
         return self.stoi[EOS]
-
-    @property
-    def think_id(self) -> int:
-        return self.stoi[THINK]
-
-    @property
-    def think_end_id(self) -> int:
-        return self.stoi[THINK_END]
-
-    @property
-    def answer_id(self) -> int:
-        return self.stoi[ANSWER]
-
-    @property
-    def answer_end_id(self) -> int:
-        return self.stoi[ANSWER_END]
 
     @property
     def special_ids(self) -> dict[str, int]:

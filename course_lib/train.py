@@ -1,16 +1,15 @@
-"""One small training loop for TinySeek, with data helpers, a metric history and a live-plot hook.
+"""The course's one training loop, and the next-token loss it minimises by default.
 
-* ``pack_examples`` / ``sample_batch``: language-model pre-training style. Examples are encoded as
-  ``<bos>prompt<think>trace</think><answer>answer</answer><eos>``, concatenated into one stream
-  and cut into random windows (no padding, so MoE load statistics count real tokens only); a
-  domain id travels with every token so routing can be broken down by domain.
-* ``sft_batch``: supervised fine-tuning style, one example per row, right-padded, loss on the
-  completion only (prompt and padding get the ignore index -100).
-* ``train``: AdamW, linear warm-up then cosine decay, gradient clipping, a tqdm bar, a
-  :class:`History` of metrics, an optional evaluation and a ``hook(history)`` called every few
-  steps (e.g. to redraw a plot). The loss is cross-entropy plus the model's ``aux_loss`` (MoE
-  balance loss) when it has one; ``model.after_optimizer_step()`` runs after every update (the
-  auxiliary-loss-free bias update of [V3] §2.1.2 happens there).
+:func:`train` is a plain loop: draw a batch, compute the loss, step AdamW (linear warm-up, then
+cosine decay; gradient clipping), record a row of metrics in a :class:`History`. What is special to
+one experiment is passed in, plainly:
+
+* ``loss_fn(model, batch) -> (loss, metrics)``: the default :func:`next_token_loss` is
+  cross-entropy plus TinySeek's MoE balance loss; distillation passes its KD mix
+  (:func:`course_lib.distill.train_on`), the MoE lab adds routing statistics;
+* ``eval_fn(model) -> metrics``, every ``eval_every`` steps and after the last one;
+* ``after_step(model)`` after every optimizer step: the auxiliary-loss-free bias update of
+  [V3] §2.1.2 (``model.after_optimizer_step``) goes there.
 
 Simplified: single device, float32, no gradient accumulation or checkpointing.
 """
@@ -26,114 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from course_lib.tasks import DOMAINS, Example, format_target
-from course_lib.tokenizer import CharTokenizer, default_tokenizer
-
-IGNORE = -100
+from course_lib.data import IGNORE, Batch
 
 
-# --------------------------------------------------------------------------------------------
-# Data
-# --------------------------------------------------------------------------------------------
-@dataclass
-class Batch:
-    """Inputs ``x`` (B, T), next-token targets ``y`` (B, T) and a domain id per token (B, T)."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-    domains: torch.Tensor | None = None
-
-
-@dataclass
-class TokenStream:
-    """Many examples as one long token stream, with the domain id of every token."""
-
-    tokens: torch.Tensor  # (N,) long
-    domains: torch.Tensor  # (N,) long, index into domain_names
-    domain_names: tuple[str, ...]
-
-    def __len__(self) -> int:
-        return self.tokens.numel()
-
-
-def encode_example(
-    ex: Example, tokenizer: CharTokenizer | None = None, with_trace: bool = True
-) -> tuple[list[int], int]:
-    """``<bos>prompt`` + target + ``<eos>`` as ids, and the prompt's length (bos included)."""
-    tok = tokenizer or default_tokenizer()
-    prompt = tok.encode(ex.prompt, add_bos=True)
-    return prompt + tok.encode(format_target(ex, with_trace), add_eos=True), len(prompt)
-
-
-def pack_examples(
-    examples: Sequence[Example],
-    tokenizer: CharTokenizer | None = None,
-    with_trace: bool = True,
-    domain_names: Sequence[str] = DOMAINS,
-) -> TokenStream:
-    """Encode and concatenate examples into one :class:`TokenStream`."""
-    names = tuple(domain_names)
-    ids: list[int] = []
-    doms: list[int] = []
-    for ex in examples:
-        if ex.domain not in names:
-            raise ValueError(f"domain {ex.domain!r} not in domain_names={names}; pass it there.")
-        seq, _ = encode_example(ex, tokenizer, with_trace)
-        ids += seq
-        doms += [names.index(ex.domain)] * len(seq)
-    return TokenStream(
-        torch.tensor(ids, dtype=torch.long), torch.tensor(doms, dtype=torch.long), names
-    )
-
-
-def sample_batch(
-    stream: TokenStream, batch_size: int, seq_len: int, generator: torch.Generator | None = None
-) -> Batch:
-    """``batch_size`` random windows of ``seq_len`` tokens; targets are the next tokens."""
-    if len(stream) <= seq_len + 1:
-        raise ValueError(
-            f"stream has {len(stream)} tokens; need more than seq_len + 1 = {seq_len + 1}."
-        )
-    starts = torch.randint(0, len(stream) - seq_len - 1, (batch_size,), generator=generator)
-    offs = starts[:, None] + torch.arange(seq_len)  # (B, T)
-    return Batch(stream.tokens[offs], stream.tokens[offs + 1], stream.domains[offs])
-
-
-def fixed_batches(
-    stream: TokenStream, n_batches: int, batch_size: int, seq_len: int, seed: int = 0
-) -> list[Batch]:
-    """A fixed list of batches (e.g. for validation), reproducible from ``seed``."""
-    g = torch.Generator().manual_seed(seed)
-    return [sample_batch(stream, batch_size, seq_len, g) for _ in range(n_batches)]
-
-
-def sft_batch(
-    examples: Sequence[Example],
-    tokenizer: CharTokenizer | None = None,
-    with_trace: bool = True,
-    prompt_loss: bool = False,
-) -> Batch:
-    """One row per example, right-padded with ``<pad>``. Targets are -100 on padding, and on the
-    prompt unless ``prompt_loss``; ``domains`` here is the key mask (True on real tokens)."""
-    tok = tokenizer or default_tokenizer()
-    rows = [encode_example(ex, tok, with_trace) for ex in examples]
-    T = max(len(ids) for ids, _ in rows) - 1
-    x = torch.full((len(rows), T), tok.pad_id, dtype=torch.long)
-    y = torch.full((len(rows), T), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(rows), T), dtype=torch.bool)
-    for i, (ids, n_prompt) in enumerate(rows):
-        seq = torch.tensor(ids)
-        x[i, : len(ids) - 1] = seq[:-1]
-        y[i, : len(ids) - 1] = seq[1:]
-        mask[i, : len(ids) - 1] = True
-        if not prompt_loss:
-            y[i, : n_prompt - 1] = IGNORE
-    return Batch(x, y, mask)
-
-
-# --------------------------------------------------------------------------------------------
-# History
-# --------------------------------------------------------------------------------------------
 @dataclass
 class History:
     """One dict of metrics per recorded step; ``series("loss")`` gives (steps, values)."""
@@ -157,14 +51,31 @@ class History:
         return len(self.rows)
 
 
-# --------------------------------------------------------------------------------------------
-# The loop
-# --------------------------------------------------------------------------------------------
-def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy over non-ignored targets. logits (B, T, V), targets (B, T)."""
+def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over the labels that are not ``IGNORE``.
+
+    ``logits (B, T, V)`` and ``labels (B, T)`` are aligned: ``labels[:, t]`` follows position t.
+    """
+    if logits.shape[:-1] != labels.shape:
+        raise ValueError(
+            f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} do not line up; "
+            "labels must have the logits' shape without the vocabulary dimension."
+        )
+    if not (labels != IGNORE).any():
+        raise ValueError(
+            f"all labels are {IGNORE}: there is no target token to learn from; "
+            "check the prompt/completion split and max_len."
+        )
     return F.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE
+        logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE
     )
+
+
+def next_token_loss(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict]:
+    """TinySeek's training loss: cross-entropy plus its MoE balance loss (zero for a dense model)."""
+    ce = lm_loss(model(batch.x), batch.y)
+    aux = model.aux_loss
+    return ce + aux, {"ce": ce.item(), "aux": aux.item()}
 
 
 @torch.no_grad()
@@ -193,76 +104,45 @@ def train(
     model: nn.Module,
     batches: Callable[[int], Batch],
     steps: int,
+    loss_fn: Callable[[nn.Module, Batch], tuple[torch.Tensor, dict]] = next_token_loss,
     lr: float = 3e-3,
-    weight_decay: float = 0.0,
     warmup_steps: int = 0,
     grad_clip: float | None = 1.0,
     eval_fn: Callable[[nn.Module], dict] | None = None,
     eval_every: int = 0,
-    record_fn: Callable[[nn.Module, Batch], dict] | None = None,
-    hook: Callable[[History], None] | None = None,
-    hook_every: int = 10,
-    progress: bool = True,
+    after_step: Callable[[nn.Module], None] | None = None,
     desc: str = "train",
-    history: History | None = None,
-    loss_fn: Callable[[torch.Tensor, Batch, torch.Tensor], torch.Tensor] | None = None,
+    progress: bool = True,
 ) -> History:
-    """Train ``model`` for ``steps`` updates on ``batches(step) -> Batch``; returns the History.
+    """Train ``model`` for ``steps`` AdamW updates on ``batches(step)``; return the History.
 
-    The loss is the next-token cross-entropy ``ce`` (plus an MoE model's balance loss), unless
-    ``loss_fn(logits, batch, ce)`` returns another one to use instead of ``ce`` (e.g. the logit
-    distillation mix of :func:`course_lib.distill.train_on`); ``ce`` is recorded either way.
-
-    Every step records ``loss`` (total), ``ce``, ``aux`` and ``lr``; MoE models also record
-    ``load`` (a (n_moe_layers, E) list of tokens per expert) and ``max_over_mean`` (mean over
-    layers). ``record_fn(model, batch)`` may add more (it runs right after the forward pass).
-    ``eval_fn(model)`` runs every ``eval_every`` steps and after the last one; its dict is merged
-    into that step's row. ``hook(history)`` runs every ``hook_every`` steps and at the end.
+    Each row holds ``step``, ``loss``, ``lr`` and the metrics ``loss_fn`` returns; ``eval_fn``'s
+    metrics join the row of every ``eval_every``-th step and of the last one.
     """
     if steps < 1:
         raise ValueError(f"steps={steps} must be >= 1.")
-    history = history if history is not None else History()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    history = History()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     model.train()
     # At most one refresh a second: a notebook kernel is not flooded with widget messages.
     bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False, mininterval=1.0)
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr, warmup_steps)
-        batch = batches(step)
-        logits = model(batch.x)
-        ce = lm_loss(logits, batch.y)
-        main = ce if loss_fn is None else loss_fn(logits, batch, ce)
-        aux = getattr(model, "aux_loss", None)
-        loss = main + aux if isinstance(aux, torch.Tensor) else main
-        row: dict = {
-            "step": step,
-            "loss": loss.item(),
-            "ce": ce.item(),
-            "lr": opt.param_groups[0]["lr"],
-        }
-        row["aux"] = aux.item() if isinstance(aux, torch.Tensor) else 0.0
-        routing = model.routing() if hasattr(model, "routing") else []
-        if routing:
-            loads = torch.stack([r.counts.float() for r in routing])  # (L, E)
-            row["load"] = loads.tolist()
-            row["max_over_mean"] = float((loads.max(1).values / loads.mean(1)).mean())
-        if record_fn is not None:
-            row.update(record_fn(model, batch))
+        loss, metrics = loss_fn(model, batches(step))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         opt.step()
-        if hasattr(model, "after_optimizer_step"):
-            model.after_optimizer_step()
-        last = step == steps - 1
-        if eval_fn is not None and ((eval_every and (step + 1) % eval_every == 0) or last):
+        if after_step is not None:
+            after_step(model)
+        row = {"step": step, "loss": loss.item(), "lr": opt.param_groups[0]["lr"], **metrics}
+        if eval_fn is not None and (
+            (eval_every and (step + 1) % eval_every == 0) or step == steps - 1
+        ):
             row.update(eval_fn(model))
             model.train()
         history.append(row)
-        if progress:
-            bar.set_postfix(loss=f"{row['loss']:.3f}", refresh=False)
-        if hook is not None and ((step + 1) % hook_every == 0 or last):
-            hook(history)
+        bar.set_postfix(loss=f"{row['loss']:.3f}", refresh=False)
     return history

@@ -20,19 +20,19 @@ def _one_torch_thread():
 
 
 @pytest.fixture(scope="session")
-def stand_in(tmp_path_factory):
+def stand_in_dir(tmp_path_factory):
     """A tiny random Qwen2 with an R1-style tokenizer and chat template, saved to a folder."""
-    from course_lib import r1
+    from course_lib.r1 import stand_in
 
-    return r1.build_stand_in(tmp_path_factory.mktemp("stand_in"), seed=0)
+    return stand_in.build(tmp_path_factory.mktemp("stand_in"), seed=0)
 
 
 @pytest.fixture(scope="session")
-def lm(stand_in):
+def lm(stand_in_dir):
     """The stand-in loaded through the real loading code (16-bit, on the CPU)."""
-    from course_lib import r1
+    from course_lib.r1 import loader
 
-    return r1.load(path=stand_in, verbose=False)
+    return loader.load(path=stand_in_dir, verbose=False)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,44 +1,7 @@
-import math
-
 import pytest
 import torch
 
-from course_lib.attention import GroupedQueryAttention, apply_rope, rope_cos_sin, rotate_half
-
-
-def test_rope_matches_hand_rotation_and_transformers():
-    torch.manual_seed(0)
-    dim, T = 8, 5
-    pos = torch.arange(T)
-    cos, sin = rope_cos_sin(pos, dim, theta=10000.0)
-    x = torch.randn(2, 3, T, dim)
-    y = apply_rope(x, cos, sin)
-    # pair i rotates (x[i], x[i+dim/2]) by angle pos * theta^(-2i/dim)
-    for t in range(T):
-        for i in range(dim // 2):
-            a = t * 10000.0 ** (-2 * i / dim)
-            x1, x2 = x[..., t, i], x[..., t, i + dim // 2]
-            torch.testing.assert_close(y[..., t, i], x1 * math.cos(a) - x2 * math.sin(a))
-            torch.testing.assert_close(y[..., t, i + dim // 2], x2 * math.cos(a) + x1 * math.sin(a))
-    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
-    from transformers.models.llama.modeling_llama import rotate_half as hf_rotate_half
-
-    torch.testing.assert_close(rotate_half(x), hf_rotate_half(x))
-    q_hf, _ = apply_rotary_pos_emb(x, x, cos[None], sin[None])
-    torch.testing.assert_close(y, q_hf)
-
-
-def test_rope_scores_depend_only_on_relative_position():
-    torch.manual_seed(0)
-    q, k = torch.randn(16), torch.randn(16)
-
-    def score(m, n):
-        cm, sm = rope_cos_sin(torch.tensor([m]), 16)
-        cn, sn = rope_cos_sin(torch.tensor([n]), 16)
-        return (apply_rope(q[None], cm, sm) * apply_rope(k[None], cn, sn)).sum()
-
-    torch.testing.assert_close(score(7, 3), score(14, 10))
-    assert not torch.allclose(score(7, 3), score(7, 4))
+from course_lib.attention import GroupedQueryAttention, cache_nbytes
 
 
 @pytest.mark.parametrize("n_kv", [4, 2, 1])
@@ -80,5 +43,10 @@ def test_bad_head_counts():
         GroupedQueryAttention(32, 4, 3)
     with pytest.raises(ValueError, match="divisible"):
         GroupedQueryAttention(30, 4)
-    with pytest.raises(ValueError, match="even"):
-        rope_cos_sin(torch.arange(3), 5)
+
+
+def test_cache_nbytes_counts_nested_tensors_and_rejects_others():
+    t = torch.zeros(2, 3, dtype=torch.float16)
+    assert cache_nbytes([(t, t), None, (torch.zeros(5),)]) == 2 * 6 * 2 + 5 * 4
+    with pytest.raises(TypeError, match="tuples/lists"):
+        cache_nbytes({"k": t})

@@ -18,6 +18,24 @@ def _load_script():
     return module
 
 
+def test_random_checkpoint_has_the_1_5b_distills_shape():
+    """The benchmark's random-weight model has the real distill's config and parameter count."""
+    import torch
+    from transformers import Qwen2ForCausalLM
+
+    from course_lib import published
+
+    cfg = _load_script().distill_1_5b_config()
+    assert (cfg.max_position_embeddings, cfg.rms_norm_eps, cfg.tie_word_embeddings) == (
+        131_072, 1e-6, False,
+    )  # fmt: skip
+    assert cfg.rope_parameters["rope_theta"] == 10_000 and cfg.dtype == torch.bfloat16
+    with torch.device("meta"):
+        model = Qwen2ForCausalLM(cfg)
+    n = sum(p.numel() for p in model.parameters())
+    assert n == published.R1_MODELS["R1-Distill-Qwen-1.5B"].params_total
+
+
 def test_bandwidth_lookup():
     rm = _load_script()
     assert rm.bandwidth_for("NVIDIA H100 80GB HBM3") == 3350

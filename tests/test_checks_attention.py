@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from course_lib.attention import apply_rope, rope_cos_sin
 from course_lib.checks import attention as checks
+from course_lib.layers import apply_rope, rope_cos_sin
 
 # ----- absorbed attention weights ----------------------------------------------------------------
 

@@ -112,10 +112,9 @@ def keep_substring(completion, answer):
 
 def test_keep_checker_accepts_the_right_rule_and_the_library_one():
     assert checks.check_keep(keep_right).passed
-    from course_lib import distill
-    from course_lib.tasks import check_answer
+    from course_lib.formats import check_answer, is_well_formed
 
-    assert checks.check_keep(lambda c, a: distill.format_ok(c) and check_answer(c, a)).passed
+    assert checks.check_keep(lambda c, a: is_well_formed(c) and check_answer(c, a)).passed
 
 
 def test_keep_checker_rejects_planted_mistakes():

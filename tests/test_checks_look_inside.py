@@ -6,8 +6,8 @@ import math
 
 import torch
 
+from course_lib import formats
 from course_lib import look_inside as li
-from course_lib import r1
 from course_lib.checks import look_inside as checks
 
 
@@ -32,7 +32,7 @@ def test_check_entropy():
 
 def test_check_split():
     def right(text):
-        t = r1.split_thinking(text)
+        t = formats.split_thinking(text)
         return t.thinking, t.answer
 
     def first_tag(text):

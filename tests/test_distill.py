@@ -8,8 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib import distill
-from course_lib.distill import IGNORE_INDEX
+from course_lib import distill, formats
+from course_lib.data import IGNORE, sft_rows
+from course_lib.train import lm_loss
 
 
 def _logits_of(probs: list[float]) -> torch.Tensor:
@@ -127,9 +128,9 @@ def test_masked_positions_carry_no_loss():
     g = torch.Generator().manual_seed(4)
     s, t = torch.randn(2, 5, 8, generator=g), torch.randn(2, 5, 8, generator=g)
     labels = torch.randint(0, 8, (2, 5), generator=g)
-    labels[0, :2] = IGNORE_INDEX  # prompt
-    labels[1, 3:] = IGNORE_INDEX  # padding
-    mask = labels != IGNORE_INDEX
+    labels[0, :2] = IGNORE  # prompt
+    labels[1, 3:] = IGNORE  # padding
+    mask = labels != IGNORE
     base = distill.kd_loss(s, t, 2.0, labels=labels)
     torch.testing.assert_close(base, distill.kd_loss(s, t, 2.0, mask=mask))
     s2 = s.clone()
@@ -137,7 +138,7 @@ def test_masked_positions_carry_no_loss():
     torch.testing.assert_close(distill.kd_loss(s2, t, 2.0, labels=labels), base)
     per = distill.kd_kl_per_position(s, t, 2.0)
     torch.testing.assert_close(base, 4.0 * per[mask].mean())
-    ce = distill.masked_cross_entropy(s2, labels)
+    ce = lm_loss(s2, labels)
     torch.testing.assert_close(ce, F.cross_entropy(s[mask], labels[mask]))
 
 
@@ -145,8 +146,8 @@ def test_distillation_loss_mixes_soft_and_hard_terms():
     g = torch.Generator().manual_seed(5)
     s, t = torch.randn(3, 4, 6, generator=g), torch.randn(3, 4, 6, generator=g)
     labels = torch.randint(0, 6, (3, 4), generator=g)
-    labels[:, 0] = IGNORE_INDEX
-    hard = distill.masked_cross_entropy(s, labels)
+    labels[:, 0] = IGNORE
+    hard = lm_loss(s, labels)
     soft = distill.kd_loss(s, t, 3.0, labels=labels)
     torch.testing.assert_close(distill.distillation_loss(s, t, labels, 3.0, 0.0), hard)
     torch.testing.assert_close(distill.distillation_loss(s, t, labels, 3.0, 1.0), soft)
@@ -180,37 +181,12 @@ def test_bad_inputs_are_refused_with_a_fix():
             torch.zeros(1, 2, 3), torch.zeros(1, 2, 3), torch.zeros(1, 2).long(), 2.0, 1.5
         )
     with pytest.raises(ValueError, match="no target"):
-        distill.masked_cross_entropy(torch.zeros(1, 2, 3), torch.full((1, 2), IGNORE_INDEX))
+        lm_loss(torch.zeros(1, 2, 3), torch.full((1, 2), IGNORE))
 
 
 # ---------------------------------------------------------------- rejection sampling
 
 GOOD = "<think>12+30=42</think><answer>42</answer>"
-
-
-@pytest.mark.parametrize(
-    "completion, ok",
-    [
-        (GOOD, True),
-        ("<answer>42</answer>", False),  # no thinking
-        ("<think>12+30=42</think>", False),  # no answer
-        ("<think>12+30=42</think><answer>42</answer>junk", False),  # text after
-        ("x<think>12+30=42</think><answer>42</answer>", False),  # text before
-        ("<think></think><answer>42</answer>", False),  # empty thinking
-        ("<think>a</think><answer> </answer>", False),  # empty answer
-        ("<think>a<think>b</think><answer>42</answer>", False),  # nested tag
-        ("<think>a</think><answer>4<answer>2</answer>", False),
-        ("<answer>42</answer><think>a</think>", False),  # wrong order
-    ],
-)
-def test_format_check_on_hand_made_cases(completion, ok):
-    assert distill.format_ok(completion) is ok
-
-
-def test_answers_only_format():
-    assert distill.answer_format_ok("<answer>42</answer>")
-    assert not distill.answer_format_ok(GOOD)
-    assert not distill.answer_format_ok("<answer></answer>")
 
 
 def test_rejection_filter_keeps_only_correct_and_well_formed():
@@ -260,39 +236,6 @@ def _tiny(seed: int = 0, d_model: int = 16) -> TinySeek:
     return TinySeek(TinySeekConfig(d_model=d_model, n_layers=1, n_heads=2, d_ff=32, max_seq_len=48))
 
 
-def test_build_sft_data_masks_prompt_and_padding():
-    data = distill.build_sft_data(
-        TOK, ["12+3=", "1+1="], ["<answer>15</answer>", "<think>1+1=2</think><answer>2</answer>"]
-    )
-    assert data.input_ids.shape == data.labels.shape
-    # row 0: <bos>12+3=<answer>15</answer><eos>, inputs drop the last token, labels the first
-    full = TOK.encode("12+3=<answer>15</answer>", add_bos=True, add_eos=True)
-    n = len(full) - 1
-    assert data.input_ids[0, :n].tolist() == full[:-1]
-    assert (data.input_ids[0, n:] == TOK.pad_id).all()
-    labels = data.labels[0]
-    n_prompt = len(TOK.encode("12+3=", add_bos=True))
-    assert (labels[: n_prompt - 1] == IGNORE_INDEX).all()
-    assert TOK.decode(labels[n_prompt - 1 : n].tolist()) == "<answer>15</answer><eos>"
-    assert (labels[n:] == IGNORE_INDEX).all()
-    # row 1 is the longest: no padding, the trace is part of the target
-    kept = data.labels[1][data.labels[1] != IGNORE_INDEX].tolist()
-    assert TOK.decode(kept) == "<think>1+1=2</think><answer>2</answer><eos>"
-    assert len(data.subset(1)) == 1 and data.subset(1).prompts == ["12+3="]
-    with pytest.raises(ValueError, match="max_seq_len"):
-        distill.build_sft_data(TOK, ["12+3="], ["<answer>15</answer>"], max_len=5)
-    with pytest.raises(ValueError, match="1:1"):
-        distill.build_sft_data(TOK, ["a"], [])
-
-
-def test_sft_data_from_examples_uses_the_course_format():
-    exs = tasks.arithmetic(3, seed=0, digits=2)
-    data = distill.sft_data_from_examples(TOK, exs, with_trace=True)
-    for i, ex in enumerate(exs):
-        kept = data.labels[i][data.labels[i] != IGNORE_INDEX].tolist()
-        assert TOK.decode(kept) == tasks.format_target(ex) + "<eos>"
-
-
 def test_student_datasets_split_kept_and_all():
     report = distill.rejection_filter(
         ["1+1=", "2+2="],
@@ -300,44 +243,20 @@ def test_student_datasets_split_kept_and_all():
         ["2", "4"],
     )
     sets = distill.student_datasets(report, TOK)
-    assert sets["answers only"].targets == ["<answer>2</answer>"]
-    assert sets["traces"].targets == ["<think>1+1=2</think><answer>2</answer>"]
+
+    def targets(rows):
+        return [TOK.decode(r[r != IGNORE].tolist()) for r in rows.labels]
+
+    assert targets(sets["answers only"]) == ["<answer>2</answer><eos>"]
+    assert targets(sets["traces"]) == ["<think>1+1=2</think><answer>2</answer><eos>"]
     assert len(sets["unfiltered traces"]) == 2
     with pytest.raises(ValueError, match="kept no completion"):
         distill.student_datasets(distill.rejection_filter(["1+1="], ["x"], ["2"]), TOK)
 
 
-def test_sample_completions_matches_one_by_one_generation():
-    model = _tiny(1)
-    prompts = ["12+3=", "1+1=", "45+67=", "2+2="]  # two lengths, interleaved
-    batched = distill.sample_completions(model, TOK, prompts, 8, temperature=0.0, batch_size=2)
-    for p, got in zip(prompts, batched):
-        x = torch.tensor([TOK.encode(p, add_bos=True)])
-        y = model.generate(x, 8, temperature=0.0, eos_id=TOK.eos_id)[0, x.shape[1] :].tolist()
-        ids = y[: y.index(TOK.eos_id)] if TOK.eos_id in y else y
-        assert got == TOK.decode(ids)
-    # seeded sampling repeats exactly, another seed differs somewhere
-    a = distill.sample_completions(model, TOK, prompts * 4, 8, temperature=1.5, seed=3)
-    b = distill.sample_completions(model, TOK, prompts * 4, 8, temperature=1.5, seed=3)
-    c = distill.sample_completions(model, TOK, prompts * 4, 8, temperature=1.5, seed=4)
-    assert a == b and a != c
-
-
-def test_evaluate_scores_with_the_answer_checker():
-    model = _tiny(2)
-    exs = tasks.arithmetic(6, seed=1, digits=1)
-    res = distill.evaluate(model, TOK, [e.prompt for e in exs], [e.answer for e in exs], 10)
-    assert res.correct == [tasks.check_answer(c, e.answer) for c, e in zip(res.completions, exs)]
-    assert res.accuracy == sum(res.correct) / 6
-    always_right = distill.evaluate(
-        model, TOK, [e.prompt for e in exs], [e.answer for e in exs], 4, check=lambda c, a: True
-    )
-    assert always_right.accuracy == 1.0
-
-
 def test_train_on_learns_and_repeats_exactly():
     exs = tasks.arithmetic(16, seed=2, digits=1)
-    data = distill.sft_data_from_examples(TOK, exs, with_trace=False)
+    data = sft_rows(TOK, [e.prompt for e in exs], [formats.format_target(e.answer) for e in exs])
     runs = []
     for _ in range(2):
         model = _tiny(3)
@@ -349,7 +268,9 @@ def test_train_on_learns_and_repeats_exactly():
 
 def test_logit_distillation_pulls_the_student_to_the_teacher():
     exs = tasks.arithmetic(16, seed=4, digits=1)
-    data = distill.sft_data_from_examples(TOK, exs)
+    data = sft_rows(
+        TOK, [e.prompt for e in exs], [formats.format_target(e.answer, e.trace) for e in exs]
+    )
     teacher = _tiny(5)
     distill.train_on(teacher, data, 30, batch_size=8, lr=1e-2, progress=False)
     # a student that IS the teacher starts with zero KD loss
@@ -373,37 +294,30 @@ def test_logit_distillation_pulls_the_student_to_the_teacher():
     assert kl_to_teacher(student) < 0.5 * before
 
 
+def test_train_on_with_a_teacher_minimises_distillation_loss():
+    """The KD mix is written once: train_on's loss is distillation_loss on the same batch."""
+    exs = tasks.arithmetic(8, seed=6, digits=1)
+    data = sft_rows(
+        TOK, [e.prompt for e in exs], [formats.format_target(e.answer, e.trace) for e in exs]
+    )
+    teacher, student = _tiny(10), _tiny(11)
+    hist = distill.train_on(
+        student, data, 1, batch_size=4, lr=0.0, teacher=teacher, temperature=3.0, kd_weight=0.3,
+        seed=5, progress=False,
+    )  # fmt: skip
+    batch = data.batches(4, seed=5)(0)
+    with torch.no_grad():
+        s_logits, t_logits = student(batch.x), teacher(batch.x)
+    want = distill.distillation_loss(s_logits, t_logits, batch.y, 3.0, 0.3)
+    assert hist.rows[0]["loss"] == pytest.approx(want.item(), rel=1e-6)
+    assert hist.rows[0]["ce"] == pytest.approx(lm_loss(s_logits, batch.y).item(), rel=1e-6)
+
+
 def test_next_token_logits_is_the_forward_pass():
     model = _tiny(8)
     logits = distill.next_token_logits(model, TOK, "1+2=<think>")
     ids = torch.tensor([TOK.encode("1+2=<think>", add_bos=True)])
     torch.testing.assert_close(logits, model(ids)[0])
-
-
-def test_evaluate_with_sampling_averages_pass_at_1_over_samples():
-    model = _tiny(9)
-    exs = tasks.arithmetic(5, seed=5, digits=1)
-    prompts, answers = [e.prompt for e in exs], [e.answer for e in exs]
-    # a checker that accepts exactly the completions of the second sample
-    second = distill.sample_completions(model, TOK, prompts, 6, temperature=1.0, seed=11)
-    first = distill.sample_completions(model, TOK, prompts, 6, temperature=1.0, seed=10)
-    accept = set(second) - set(first)
-    res = distill.evaluate(
-        model,
-        TOK,
-        prompts,
-        answers,
-        6,
-        check=lambda c, a: c in accept,
-        temperature=1.0,
-        samples=2,
-        seed=10,
-    )
-    assert res.completions == first
-    expected = (sum(c in accept for c in first) + sum(c in accept for c in second)) / 10
-    assert res.accuracy == pytest.approx(expected)
-    with pytest.raises(ValueError, match="greedy"):
-        distill.evaluate(model, TOK, prompts, answers, 6, samples=3)
 
 
 # ---------------------------------------------------------------- properties
@@ -432,8 +346,10 @@ def test_kd_loss_is_never_negative_and_zero_only_at_equality(rows, vocab, temper
 def test_every_ground_truth_target_passes_the_filter(seed, digits, terms):
     exs = tasks.arithmetic(5, seed=seed, digits=digits, terms=terms, ops="+*")
     report = distill.rejection_filter(
-        [e.prompt for e in exs], [tasks.format_target(e) for e in exs], [e.answer for e in exs]
+        [e.prompt for e in exs],
+        [formats.format_target(e.answer, e.trace) for e in exs],
+        [e.answer for e in exs],
     )
     assert report.kept_fraction == 1.0
     # and the answers-only target is never mistaken for a trace
-    assert not any(distill.format_ok(tasks.format_target(e, with_trace=False)) for e in exs)
+    assert not any(formats.is_well_formed(formats.format_target(e.answer)) for e in exs)

@@ -9,12 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib import grpo, tasks
-from course_lib.model import TinySeek, TinySeekConfig
-from course_lib.tokenizer import default_tokenizer
-
-TAGS = list(grpo.FORMAT_TAGS)
-
+from course_lib import formats, grpo
 
 # ---------------------------------------------------------------------------------------------
 # The hand-worked example: one group of two completions.
@@ -225,7 +220,7 @@ GOOD = "<think>3+4: 3+4=7</think><answer>7</answer>"
     [
         (GOOD, 1.0, 1.0),
         ("  " + GOOD.replace("</think>", "</think>\n") + "\n", 1.0, 1.0),
-        ("<think></think><answer>7</answer>", 1.0, 1.0),
+        ("<think></think><answer>7</answer>", 0.0, 1.0),  # no thinking: not well formed
         ("<think>x</think><answer> </answer>", 0.0, 1.0),
         ("<answer>7</answer>", 0.0, 1.0),
         ("<answer>7</answer><think>x</think>", 0.0, 1.0),
@@ -243,42 +238,11 @@ def test_format_rewards_by_hand(text, strict, naive):
     assert grpo.naive_format_reward("3+4=", text) == naive
 
 
-_pieces = st.lists(
-    st.one_of(st.sampled_from(TAGS + ["7", " ", "\n", "<", ">", "/"]), st.text(max_size=5)),
-    max_size=12,
-)
-_texts = st.one_of(st.text(), _pieces.map("".join))
-_tag_free = st.text(max_size=20).filter(
-    lambda s: not any(t in s for t in TAGS) and "<" not in s and ">" not in s
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(prompt=st.text(max_size=10), text=_texts)
-def test_rewards_never_raise_and_stay_in_range(prompt, text):
-    for fn in (grpo.strict_format_reward, grpo.naive_format_reward):
-        assert fn(prompt, text, "7") in (0.0, 1.0)
-    if any(text.count(t) != 1 for t in TAGS):
-        assert grpo.strict_format_reward(prompt, text) == 0.0
+@settings(max_examples=100)
+@given(prompt=st.text(max_size=10), text=st.text(max_size=40))
+def test_format_rewards_are_the_format_check_as_a_float(prompt, text):
+    assert grpo.strict_format_reward(prompt, text, "7") == float(formats.is_well_formed(text))
     assert grpo.naive_format_reward(prompt, text) == (1.0 if "<answer>" in text else 0.0)
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    think=_tag_free,
-    ans=_tag_free.filter(lambda s: s.strip() != ""),
-    order=st.permutations(range(4)),
-    repeat=st.sampled_from(TAGS),
-)
-def test_strict_format_accepts_only_the_ordered_single_tags(think, ans, order, repeat):
-    good = "<think>" + think + "</think><answer>" + ans + "</answer>"
-    assert grpo.strict_format_reward("", good) == 1.0
-    assert grpo.strict_format_reward("", good + repeat) == 0.0  # a repeated tag
-    assert grpo.strict_format_reward("", repeat + good) == 0.0
-    t = [TAGS[i] for i in order]
-    shuffled = t[0] + "x" + t[1] + t[2] + "7" + t[3]
-    expected = 1.0 if list(order) == [0, 1, 2, 3] else 0.0
-    assert grpo.strict_format_reward("", shuffled) == expected
 
 
 def test_combine_rewards_weights_and_errors():
@@ -295,18 +259,8 @@ def test_combine_rewards_weights_and_errors():
         grpo.combine_rewards([], [], [], [])
 
 
-def test_to_trl_reward_matches_the_trainer_calling_convention():
-    fn = grpo.to_trl_reward(grpo.strict_format_reward)
-    assert fn.__name__ == "strict_format_reward"
-    assert fn(
-        prompts=["a", "b"], completions=[GOOD, "nope"], answer=["7", "7"], completion_ids=[[1], [2]]
-    ) == [1.0, 0.0]
-    chat = [[{"role": "assistant", "content": GOOD}]]
-    assert fn(prompts=[[{"role": "user", "content": "a"}]], completions=chat) == [1.0]
-
-
 @settings(max_examples=200, deadline=None)
-@given(text=_texts, answer=st.text(max_size=5))
+@given(text=st.text(max_size=40), answer=st.text(max_size=5))
 def test_accuracy_reward_never_raises(text, answer):
     assert grpo.accuracy_reward("1+2=", text, answer) in (0.0, 1.0)
 
@@ -315,229 +269,6 @@ def test_accuracy_reward_reads_the_answer_tags_only():
     assert grpo.accuracy_reward("3+4=", GOOD, "7") == 1.0
     assert grpo.accuracy_reward("3+4=", GOOD, "8") == 0.0
     assert grpo.accuracy_reward("3+4=", "<think>7</think>7", "7") == 0.0
-
-
-# ---------------------------------------------------------------------------------------------
-# The careless-student corpus.
-# ---------------------------------------------------------------------------------------------
-
-
-def test_careless_trace_by_hand():
-    assert grpo.careless_addition_trace([47, 85]) == ("7+5=12;4+8=12", "122")
-    assert grpo.careless_addition_trace([12, 84]) == ("2+4=6;1+8=9", "96")  # no carry: still right
-    assert grpo.careless_addition_trace([5, 95]) == ("5+5=10;9=9", "90")
-    with pytest.raises(ValueError):
-        grpo.careless_addition_trace([-1, 2])
-
-
-def test_needs_carry_matches_the_careful_trace():
-    for ex in tasks.arithmetic(200, seed=4, digits=(1, 3)):
-        terms = [int(t) for t in ex.prompt.rstrip("=").split("+")]
-        assert grpo.needs_carry(ex.prompt) == any(
-            sum(int(str(t)[::-1][c]) for t in terms if c < len(str(t))) >= 10
-            for c in range(
-                max(len(str(t)) for t in terms) - 1
-            )  # a carry out of the top column is harmless
-        )
-
-
-def test_students_by_hand():
-    ex = tasks.Example("47+85=", "", "132", "arithmetic")
-    assert grpo.student_text(ex, "careful") == "<think>7+5=12;4+8+1=13</think><answer>132</answer>"
-    assert grpo.student_text(ex, "careless") == "<think>7+5=12;4+8=12</think><answer>122</answer>"
-    assert grpo.student_text(ex, "lazy") == "<answer>122"
-    assert grpo.student_text(ex, "plain") == "7+5=12;4+8+1=13 so 132"
-    rewards = {
-        s: (
-            grpo.accuracy_reward(ex.prompt, grpo.student_text(ex, s), ex.answer),
-            grpo.strict_format_reward(ex.prompt, grpo.student_text(ex, s)),
-            grpo.naive_format_reward(ex.prompt, grpo.student_text(ex, s)),
-        )
-        for s in grpo.STUDENTS
-    }
-    assert rewards == {
-        "careful": (1, 1, 1),
-        "careless": (0, 1, 1),
-        "lazy": (0, 0, 1),
-        "plain": (0, 0, 0),
-    }
-    with pytest.raises(ValueError, match="student"):
-        grpo.student_text(ex, "sloppy")
-
-
-def test_base_corpus_follows_the_mix_and_trains():
-    exs = tasks.arithmetic(800, seed=5, digits=2)
-    corpus = grpo.base_corpus(exs, {"careful": 0.25, "lazy": 0.75}, seed=0)
-    assert [p for p, _ in corpus] == [e.prompt for e in exs]
-    lazy = sum(t.startswith("<answer>") and "</answer>" not in t for _, t in corpus) / len(corpus)
-    assert 0.7 < lazy < 0.8
-    assert grpo.base_corpus(exs, {"careful": 1.0}) == [
-        (e.prompt, grpo.student_text(e, "careful")) for e in exs
-    ]
-    for bad in ({"sloppy": 1.0}, {}, {"careful": -1.0}):
-        with pytest.raises(ValueError, match="mix"):
-            grpo.base_corpus(exs, bad)
-    with pytest.raises(ValueError, match="additions"):
-        grpo.base_corpus(tasks.arithmetic(3, seed=0, ops="*"), {"careful": 1.0})
-    batch = grpo.text_batch(corpus[:2], default_tokenizer())
-    tok = default_tokenizer()
-    row = [t for t in batch.y[0].tolist() if t != -100]
-    assert (
-        tok.decode(row) == corpus[0][1] + "<eos>"
-    )  # the loss covers the text and eos, not the prompt
-    model = _tiny_model()
-    rows = grpo.pretrain_base(
-        model, corpus[:64], tok, steps=30, batch_size=16, lr=3e-3, progress=False
-    )
-    assert rows[-1]["loss"] < rows[0]["loss"] - 0.5
-
-
-# ---------------------------------------------------------------------------------------------
-# Rollouts and the trainer on a tiny TinySeek.
-# ---------------------------------------------------------------------------------------------
-
-
-def test_completion_mask_stops_after_the_first_eos():
-    gen = torch.tensor([[5, 6, 2, 2], [5, 2, 7, 2], [5, 6, 7, 8]])
-    mask, truncated = grpo.completion_mask(gen, eos_id=2)
-    assert mask.tolist() == [[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]]
-    assert truncated.tolist() == [False, False, True]
-
-
-def test_left_pad():
-    ids, km = grpo.left_pad([[4, 5, 6], [7]], pad_id=0)
-    assert ids.tolist() == [[4, 5, 6], [0, 0, 7]]
-    assert km.tolist() == [[True, True, True], [False, False, True]]
-
-
-def _tiny_model(seed=0):
-    torch.manual_seed(seed)
-    return TinySeek(TinySeekConfig(d_model=32, n_layers=1, n_heads=2, d_ff=64, max_seq_len=64))
-
-
-def test_rollouts_shapes_groups_and_sampling_logprobs():
-    tok = default_tokenizer()
-    model = _tiny_model()
-    exs = [
-        tasks.Example("1+2=", "", "3", "arithmetic"),
-        tasks.Example("10+20=", "", "30", "arithmetic"),
-    ]
-    cfg = grpo.GRPOConfig(group_size=4, prompts_per_step=2, max_new_tokens=6)
-    tr = grpo.GRPOTrainer(model, tok, exs, cfg)
-    ro = tr.rollout(exs)
-    n = 8
-    assert ro.input_ids.shape[0] == n and ro.mask.shape == ro.old_logp.shape == ro.ref_logp.shape
-    assert ro.prompts == ["1+2="] * 4 + ["10+20="] * 4
-    assert (
-        ro.input_ids[:4, : ro.prompt_len - 5].eq(tok.pad_id).all()
-    )  # the short prompt is left-padded
-    torch.testing.assert_close(ro.old_logp, ro.ref_logp)  # the reference is a copy of the start
-    assert (ro.old_logp <= 0).all()
-    for g in range(2):
-        assert abs(sum(ro.group(g)["advantages"])) < 1e-5
-    # the kept log-probs are those of the sampled tokens, row by row without padding
-    for i in (0, 5):
-        row = ro.input_ids[i][ro.key_mask[i]]
-        lp, _ = grpo.token_logprobs(model, row[None])
-        k = int(ro.mask[i].sum())
-        n_prompt = int(ro.key_mask[i, : ro.prompt_len].sum())
-        torch.testing.assert_close(
-            lp[0, n_prompt - 1 : n_prompt - 1 + k], ro.old_logp[i, :k], atol=1e-5, rtol=0
-        )
-
-
-def test_first_iteration_is_on_policy_and_nothing_is_clipped():
-    tok = default_tokenizer()
-    exs = tasks.arithmetic(8, seed=0, digits=1)
-    cfg = grpo.GRPOConfig(
-        group_size=4, prompts_per_step=2, max_new_tokens=8, iterations=1, beta=0.0
-    )
-    row = grpo.GRPOTrainer(_tiny_model(), tok, exs, cfg).step()
-    assert row["clip_fraction"] == 0.0 and row["ratio_mean"] == pytest.approx(1.0, abs=1e-5)
-    assert row["kl"] == pytest.approx(0.0, abs=1e-6)
-
-
-def _count_a(prompt, completion, answer):
-    return completion.count("a") / 8
-
-
-def test_grpo_raises_a_simple_reward_and_the_clip_engages():
-    """A blank model learns to write the letter 'a' when paid for it: the loop really optimises."""
-    tok = default_tokenizer()
-    exs = [tasks.Example(p, "", "", "x") for p in ("x=", "y=", "z=", "w=")]
-    cfg = grpo.GRPOConfig(
-        group_size=8, prompts_per_step=4, max_new_tokens=8, lr=3e-3, iterations=3, beta=0.0, seed=0
-    )
-    tr = grpo.GRPOTrainer(
-        _tiny_model(1), tok, exs, cfg, rewards=[grpo.WeightedReward("a", _count_a)], sample_every=5
-    )
-    torch.manual_seed(0)
-    tr.train(25, progress=False)
-    first = sum(r["reward_mean"] for r in tr.history[:3]) / 3
-    last = sum(r["reward_mean"] for r in tr.history[-3:]) / 3
-    assert last > first + 0.3, (first, last)
-    assert max(r["clip_fraction"] for r in tr.history) > 0
-    assert tr.samples and tr.samples[0]["step"] == 1
-    assert tr.history[-1]["last"] is True
-
-
-def test_trainer_evaluates_and_calls_back():
-    tok = default_tokenizer()
-    exs = tasks.arithmetic(6, seed=0, digits=1)
-    seen = []
-    cfg = grpo.GRPOConfig.dr_grpo(group_size=2, prompts_per_step=2, max_new_tokens=4)
-    assert cfg.aggregation == "dr_grpo" and cfg.scale_rewards is False
-    tr = grpo.GRPOTrainer(_tiny_model(), tok, exs, cfg, eval_examples=exs[:3], eval_every=2)
-    tr.train(3, callback=lambda t, row: seen.append(row["step"]), progress=False)
-    assert seen == [1, 2, 3]
-    assert tr.history[0]["step"] == 0 and "eval_accuracy" in tr.history[0]
-    assert [r["step"] for r in tr.history if "eval_accuracy" in r] == [0, 2, 3]
-
-
-@pytest.mark.parametrize(
-    "kwargs, match",
-    [
-        (dict(group_size=1), "G >= 2"),
-        (dict(epsilon=0.0), "epsilon"),
-        (dict(beta=-1.0), "beta"),
-        (dict(aggregation="sum"), "aggregation"),
-        (dict(temperature=0.0), "temperature"),
-        (dict(iterations=0), "iterations"),
-    ],
-)
-def test_config_rejects_bad_values(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        grpo.GRPOConfig(**kwargs)
-
-
-# ---------------------------------------------------------------------------------------------
-# The road to scale: the same tokenizer and model in transformers (reference test).
-# ---------------------------------------------------------------------------------------------
-
-
-def test_hf_tokenizer_matches_ours_and_keeps_the_tags_when_decoding():
-    ours = default_tokenizer()
-    hf = grpo.hf_tokenizer()
-    text = "47+85=<think>7+5=12;4+8+1=13</think><answer>132</answer> so x"
-    assert hf(text).input_ids == ours.encode(text, add_bos=True)
-    ids = ours.encode(text, add_eos=True) + [ours.pad_id]
-    assert hf.decode(ids, skip_special_tokens=True) == text  # TRL decodes this way
-    assert len(hf) == ours.vocab_size and hf.pad_token_id == ours.pad_id
-
-
-def test_to_llama_gives_the_same_logits():
-    torch.manual_seed(0)
-    model = TinySeek(
-        TinySeekConfig(d_model=32, n_layers=2, n_heads=4, attention="gqa", n_kv_heads=2, d_ff=48)
-    )
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.3)  # far from init, so a wrong mapping shows
-    hf = grpo.to_llama(model)
-    x = torch.randint(0, model.config.vocab_size, (2, 17))
-    torch.testing.assert_close(hf(x).logits, model(x), atol=1e-5, rtol=1e-5)
-    with pytest.raises(ValueError, match="dense"):
-        grpo.to_llama(TinySeek(TinySeekConfig(d_model=32, n_heads=4, ffn="moe")))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from course_lib import look_inside as li
-from course_lib import r1
+from course_lib.r1 import chat, loader
 
 
 @pytest.fixture(scope="module")
 def sequence(lm):
-    c = r1.chat(lm, "What is 2+3?", max_new_tokens=12, seed=0)
+    c = chat.sample(lm, "What is 2+3?", 1, max_new_tokens=12, seed=0)[0][0]
     return torch.cat([c.prompt_ids, c.completion_ids]), len(c.prompt_ids)
 
 
@@ -142,8 +142,8 @@ def test_look_inside_works_on_llama_too(lm, llama, sequence):
     assert len(li.token_confidence(llama, lm.tokenizer, ids, p)) == len(ids) - p
 
 
-def test_look_inside_a_4bit_model(stand_in, sequence):
-    q = r1.load(path=stand_in, quantize=True, verbose=False)
+def test_look_inside_a_4bit_model(stand_in_dir, sequence):
+    q = loader.load(path=stand_in_dir, quantize=True, verbose=False)
     ids, p = sequence
     lens = li.logit_lens(q.model, q.tokenizer, ids)
     with torch.no_grad():
@@ -180,8 +180,8 @@ def test_token_confidence_chunks_agree(lm, sequence):
 
 
 @pytest.mark.gpu
-def test_look_inside_on_cuda_in_4bit(stand_in, sequence):
-    q = r1.load(path=stand_in, verbose=False)  # NF4 on CUDA
+def test_look_inside_on_cuda_in_4bit(stand_in_dir, sequence):
+    q = loader.load(path=stand_in_dir, verbose=False)  # NF4 on CUDA
     ids, p = sequence
     conf = li.token_confidence(q.model, q.tokenizer, ids, p)
     assert conf.probs.device.type == "cpu" and len(conf) == len(ids) - p

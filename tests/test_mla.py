@@ -11,12 +11,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib import sizing
+from course_lib import architectures
+from course_lib.attention import cache_nbytes
 from course_lib.mla import (
     MultiHeadLatentAttention,
-    cache_nbytes,
     decode,
-    deinterleave_rope_rows,
 )
 from course_lib.model import TinySeek, TinySeekConfig
 
@@ -44,6 +43,27 @@ def tiny_mla(q_lora_rank: int | None = 24, seed: int = 0) -> MultiHeadLatentAtte
             if "norm" in name:
                 p.uniform_(0.5, 1.5)
     return attn.eval()
+
+
+def deinterleave_rope_rows(
+    weight: torch.Tensor, n_heads: int, nope: int, rope: int
+) -> torch.Tensor:
+    """Reorder the RoPE rows of a projection from interleaved pairs to the rotate-half layout.
+
+    ``weight`` is ``(n_heads * (nope + rope), in)`` (a query projection) or, with ``n_heads=1`` and
+    ``nope`` the latent size, ``(kv_lora_rank + rope, in)`` (``wkv_a``). Within each head, RoPE rows
+    ``[0, 1, 2, 3, ...]`` become ``[0, 2, 4, ..., 1, 3, 5, ...]``; an interleaved rotation of the old
+    rows then equals a rotate-half rotation of the new ones (same scores, same outputs).
+    """
+    if weight.shape[0] != n_heads * (nope + rope):
+        raise ValueError(
+            f"weight has {weight.shape[0]} rows but n_heads * (nope + rope) = "
+            f"{n_heads * (nope + rope)}; pass the sizes the projection was built with."
+        )
+    perm = torch.cat([torch.arange(0, rope, 2), torch.arange(1, rope, 2)])
+    w = weight.view(n_heads, nope + rope, -1)
+    rope_part = w[:, nope:][:, perm]
+    return torch.cat([w[:, :nope], rope_part], dim=1).reshape(weight.shape)
 
 
 def hf_attention(q_lora_rank: int | None, rope_interleave: bool, seed: int = 1):
@@ -289,13 +309,6 @@ def test_bad_inputs_say_how_to_fix():
         decode(attn, torch.randn(1, 3, D), "naive", prefill=0)
 
 
-def test_cache_nbytes_counts_nested_tensors_and_rejects_others():
-    t = torch.zeros(2, 3, dtype=torch.bfloat16)
-    assert cache_nbytes([(t, t), None, (torch.zeros(5),)]) == 2 * 6 * 2 + 5 * 4
-    with pytest.raises(TypeError, match="tensors"):
-        cache_nbytes({"k": t})
-
-
 def test_decode_step_seconds_rejects_bad_sizes():
     from course_lib.mla import decode_step_seconds
 
@@ -382,7 +395,7 @@ def test_tinyseek_mla_trains():
 )  # fmt: skip
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_tinyseek_cache_bytes_equal_the_sizing_formula(kw, dtype):
-    """Bytes measured from the cache tensors == sizing.kv_elements_per_token x tokens x batch x size."""
+    """Bytes measured from the cache tensors == architectures.kv_elements_per_token x tokens x batch x size."""
     cfg = tiny_seek(**kw)
     m = TinySeek(cfg).eval().to(dtype)
     B, prompt, new = 3, 7, 5
@@ -391,7 +404,7 @@ def test_tinyseek_cache_bytes_equal_the_sizing_formula(kw, dtype):
         for _ in range(new):  # grow it by decoding, as generation does
             _, cache = m.forward_with_cache(torch.randint(3, 40, (B, 1)), cache)
     hd = cfg.head_dim or cfg.d_model // cfg.n_heads
-    per_token = sizing.kv_elements_per_token(
+    per_token = architectures.kv_elements_per_token(
         cfg.attention,
         cfg.n_layers,
         n_heads=cfg.n_heads,
@@ -411,7 +424,7 @@ def test_tinyseek_naive_mla_cache_equals_the_naive_formula():
     m = TinySeek(cfg).eval()
     with torch.no_grad():
         _, cache = m.forward_with_cache(torch.randint(3, 40, (2, 9)))
-    per_token = sizing.kv_elements_per_token(  # naive: per-head K (nope + rope) and V
+    per_token = architectures.kv_elements_per_token(  # naive: per-head K (nope + rope) and V
         "mha", cfg.n_layers, n_heads=cfg.n_heads, head_dim=8 + 4, v_head_dim=8
     )
     assert cache.nbytes() == per_token * 9 * 2 * 4

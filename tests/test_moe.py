@@ -27,7 +27,7 @@ COMPARED_TRANSFORMERS = "5.23.0"
 # --------------------------------------------------------------------------------------------
 # Reference: transformers' DeepSeek-V3 MoE with copied weights
 # --------------------------------------------------------------------------------------------
-def _hf_moe(seed, n_group, topk_group, n_shared=1, scale=2.5):
+def _hf_moe(seed, n_group, topk_group, n_shared_experts=1, scale=2.5):
     transformers = pytest.importorskip("transformers")
     from transformers import DeepseekV3Config
     from transformers.models.deepseek_v3.modeling_deepseek_v3 import DeepseekV3MoE
@@ -38,7 +38,7 @@ def _hf_moe(seed, n_group, topk_group, n_shared=1, scale=2.5):
         )
     cfg = DeepseekV3Config(
         hidden_size=16, moe_intermediate_size=8, n_routed_experts=8, num_experts_per_tok=2,
-        n_group=n_group, topk_group=topk_group, n_shared_experts=n_shared,
+        n_group=n_group, topk_group=topk_group, n_shared_experts=n_shared_experts,
         routed_scaling_factor=scale, norm_topk_prob=True, hidden_act="silu",
         num_hidden_layers=1, num_attention_heads=2, vocab_size=32,
     )  # fmt: skip
@@ -127,7 +127,7 @@ def test_group_limiting_never_leaves_the_best_groups(seed):
 def test_router_validates_its_configuration():
     with pytest.raises(ValueError, match="groups"):
         Router(8, 6, 2, n_groups=4)
-    with pytest.raises(ValueError, match="top_k"):
+    with pytest.raises(ValueError, match="n_activated_experts"):
         Router(8, 8, 5, n_groups=4, topk_groups=2)
     with pytest.raises(ValueError, match="score_func"):
         Router(8, 8, 2, score_func="relu")
@@ -144,7 +144,13 @@ def test_router_validates_its_configuration():
 def test_vectorised_dispatch_equals_naive_token_loop(seed, score_func, n_shared):
     torch.manual_seed(seed)
     moe = DeepSeekMoE(
-        12, 6, n_routed=6, n_shared=n_shared, top_k=2, score_func=score_func, route_scale=1.7
+        12,
+        6,
+        n_routed_experts=6,
+        n_shared_experts=n_shared,
+        n_activated_experts=2,
+        score_func=score_func,
+        route_scale=1.7,
     )
     x = torch.randn(2, 9, 12)
     torch.testing.assert_close(moe(x), naive_moe_loop(moe, x), atol=1e-5, rtol=1e-5)
@@ -155,7 +161,7 @@ def test_vectorised_dispatch_equals_naive_token_loop(seed, score_func, n_shared)
 
 def test_dispatch_with_one_expert_taking_everything():
     torch.manual_seed(0)
-    moe = DeepSeekMoE(8, 4, n_routed=4, n_shared=0, top_k=1)
+    moe = DeepSeekMoE(8, 4, n_routed_experts=4, n_shared_experts=0, n_activated_experts=1)
     with torch.no_grad():
         moe.router.bias[2] = 10.0
     x = torch.randn(1, 5, 8)
@@ -178,7 +184,15 @@ def test_aux_free_balances_a_skewed_router_without_gradients():
 
     def run(balance):
         torch.manual_seed(1)
-        moe = DeepSeekMoE(16, 8, n_routed=8, n_shared=0, top_k=2, balance=balance, bias_gamma=0.01)
+        moe = DeepSeekMoE(
+            16,
+            8,
+            n_routed_experts=8,
+            n_shared_experts=0,
+            n_activated_experts=2,
+            balance=balance,
+            bias_gamma=0.01,
+        )
         with torch.no_grad():
             moe.router.weight[:2] += 4 * u  # experts 0 and 1 attract every token
         moe.train()
@@ -217,12 +231,14 @@ def test_sequence_balance_loss_hand_cases():
 
 def test_aux_loss_is_weighted_and_trains_the_router():
     torch.manual_seed(0)
-    moe = DeepSeekMoE(8, 4, n_routed=4, top_k=2, balance="aux_loss", aux_alpha=0.1)
+    moe = DeepSeekMoE(
+        8, 4, n_routed_experts=4, n_activated_experts=2, balance="aux_loss", aux_alpha=0.1
+    )
     moe(torch.randn(2, 5, 8))
     assert moe.aux_loss.requires_grad and moe.aux_loss.item() > 0
     moe.aux_loss.backward()
     assert moe.router.weight.grad.abs().sum() > 0
-    off = DeepSeekMoE(8, 4, n_routed=4, top_k=2, balance="aux_free")
+    off = DeepSeekMoE(8, 4, n_routed_experts=4, n_activated_experts=2, balance="aux_free")
     off(torch.randn(2, 5, 8))
     assert float(off.aux_loss) == 0
 
@@ -238,7 +254,9 @@ def test_stats():
 
 def test_counts_accumulate_only_in_training_and_reset():
     torch.manual_seed(0)
-    moe = DeepSeekMoE(8, 4, n_routed=4, top_k=2, balance="aux_free", bias_gamma=0.5)
+    moe = DeepSeekMoE(
+        8, 4, n_routed_experts=4, n_activated_experts=2, balance="aux_free", bias_gamma=0.5
+    )
     moe.eval()
     moe(torch.randn(1, 6, 8))
     assert moe.step_counts.sum() == 0
@@ -254,13 +272,20 @@ def test_counts_accumulate_only_in_training_and_reset():
 @given(
     seed=st.integers(0, 10_000),
     n_routed=st.sampled_from([2, 4, 6, 8]),
-    top_k=st.integers(1, 2),
+    n_activated=st.integers(1, 2),
     tokens=st.integers(1, 12),
     score_func=st.sampled_from(["softmax", "sigmoid"]),
 )
-def test_dispatch_equals_naive_loop_property(seed, n_routed, top_k, tokens, score_func):
+def test_dispatch_equals_naive_loop_property(seed, n_routed, n_activated, tokens, score_func):
     torch.manual_seed(seed)
-    moe = DeepSeekMoE(6, 3, n_routed=n_routed, n_shared=1, top_k=top_k, score_func=score_func)
+    moe = DeepSeekMoE(
+        6,
+        3,
+        n_routed_experts=n_routed,
+        n_shared_experts=1,
+        n_activated_experts=n_activated,
+        score_func=score_func,
+    )
     with torch.no_grad():
         moe.router.bias.normal_(0, 0.5)
     x = torch.randn(1, tokens, 6)

@@ -34,7 +34,7 @@ def test_papermill_overrides_reach_the_run(tmp_path, monkeypatch):
     import nbformat
     import papermill
 
-    from course_lib import sizing
+    from course_lib import published
     from tools.notebook_runner import NOTEBOOKS, ROOT, KernelManager
 
     source = NOTEBOOKS / "00_r1_in_numbers.ipynb"
@@ -59,5 +59,5 @@ def test_papermill_overrides_reach_the_run(tmp_path, monkeypatch):
     printed = "".join(
         o.get("text", "") for c in out.cells if c.cell_type == "code" for o in c.get("outputs", [])
     )
-    total_cost = sum(sizing.V3_TRAINING_GPU_HOURS.values()) * 3.0
+    total_cost = sum(published.V3_TRAINING_GPU_HOURS.values()) * 3.0
     assert f"${total_cost:>12,.0f}" in printed, "the overridden price reached the cost cell"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import pytest
 
-from course_lib import sizing
+from course_lib import published, sizing
 from course_lib.plots import sizing as plots
 
 
@@ -26,9 +26,9 @@ def test_memory_figure_stacks_weights_and_kv_and_draws_gpu_lines():
     rows = sizing.sizing_table((4,), context_tokens=8192)
     fig = plots.memory_figure(rows, {"T4": 16, "H100": 80})
     weights, kv = fig.data
-    assert list(weights.x) == list(sizing.R1_MODELS)
+    assert list(weights.x) == list(published.R1_MODELS)
     assert list(weights.y) == pytest.approx([r["weights_gb"] for r in rows])
-    assert kv.y[1] == pytest.approx(28_672 * 8192 / 1e9)  # 1.5B distill, bf16 KV
+    assert list(kv.y) == pytest.approx([r["kv_gb"] for r in rows])
     assert fig.layout.barmode == "stack" and fig.layout.yaxis.type == "log"
     lines = [s for s in fig.layout.shapes if s.type == "line"]
     assert sorted(s.y0 for s in lines) == [16, 80]
@@ -60,7 +60,7 @@ def test_decode_speed_figure_greys_models_that_do_not_fit():
 
 
 def test_scores_figure_uses_reported_scores():
-    fig = plots.scores_figure(sizing.REPORTED_SCORES, ["AIME 2024", "MATH-500"])
+    fig = plots.scores_figure(published.REPORTED_SCORES, ["AIME 2024", "MATH-500"])
     r1 = next(t for t in fig.data if t.name == "DeepSeek-R1")
     assert list(r1.y) == [79.8, 97.3]
     with pytest.raises(ValueError, match="no score"):

@@ -106,20 +106,6 @@ def test_seed_everything_rejects_bad_thread_counts(bad):
         runtime.seed_everything(0, threads=bad)
 
 
-def test_pick_device():
-    assert runtime.pick_device("cpu") == torch.device("cpu")
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert runtime.pick_device().type == expected
-    with pytest.raises(ValueError, match="not one of"):
-        runtime.pick_device("tpu")
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
-def test_pick_device_cuda_without_gpu_says_what_to_do():
-    with pytest.raises(RuntimeError, match="Change runtime type"):
-        runtime.pick_device("cuda")
-
-
 def test_is_colab(monkeypatch):
     monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
     assert runtime.is_colab() is False

@@ -2,13 +2,9 @@ import pytest
 
 from course_lib.tasks import (
     DOMAINS,
-    Example,
     addition_trace,
     arithmetic,
-    check_answer,
     domain_mixture,
-    extract_answer,
-    format_target,
     multiplication_trace,
 )
 
@@ -60,13 +56,11 @@ def test_domain_mixture_has_all_domains_and_right_answers():
         domain_mixture(5, 0, domains=("poetry",))
 
 
-def test_format_and_check():
-    ex = Example("47+85=", "7+5=12;4+8+1=13", "132", "arithmetic")
-    full = format_target(ex)
-    assert full == "<think>7+5=12;4+8+1=13</think><answer>132</answer>"
-    assert format_target(ex, with_trace=False) == "<answer>132</answer>"
-    assert extract_answer(full) == "132" and check_answer(full, "132")
-    assert not check_answer(full, "131")
-    assert extract_answer("<think>no answer") is None and not check_answer("132", "132")
-    assert extract_answer("<answer>1</answer><answer> 2 </answer>") == "2"
-    assert not check_answer("<answer>132", "132")  # unclosed tag does not count
+def test_addition_trace_with_and_without_carries():
+    assert addition_trace([47, 85]) == ("7+5=12;4+8+1=13", "132")
+    # the careless student of notebook 04 forgets every carry
+    assert addition_trace([47, 85], forget_carries=True) == ("7+5=12;4+8=12", "122")
+    assert addition_trace([12, 84], forget_carries=True) == ("2+4=6;1+8=9", "96")  # no carry: right
+    assert addition_trace([5, 95], forget_carries=True) == ("5+5=10;9=9", "90")
+    with pytest.raises(ValueError):
+        addition_trace([-1, 2], forget_carries=True)

@@ -11,24 +11,16 @@ def test_round_trip_and_specials_are_single_ids():
     assert tok.decode(ids[1:-1]) == text
     for s in SPECIAL_TOKENS:
         assert len(tok.encode(s)) == 1
-    assert tok.encode("<think>") == [tok.think_id]
-    assert tok.encode("</answer>") == [tok.answer_end_id]
+    assert tok.encode("<think>") == [tok.special_ids["<think>"]]
+    assert tok.encode("</answer>") == [tok.special_ids["</answer>"]]
     # a lone "<" stays a character
     assert tok.decode(tok.encode("a<b")) == "a<b" and len(tok.encode("a<b")) == 3
 
 
 def test_ids_are_distinct_and_skip_special():
     tok = default_tokenizer()
-    ids = {
-        tok.pad_id,
-        tok.bos_id,
-        tok.eos_id,
-        tok.think_id,
-        tok.think_end_id,
-        tok.answer_id,
-        tok.answer_end_id,
-    }
-    assert len(ids) == 7 and max(ids) < tok.vocab_size
+    ids = {tok.pad_id, tok.bos_id, tok.eos_id, *tok.special_ids.values()}
+    assert len(ids) == len(SPECIAL_TOKENS) == 7 and max(ids) < tok.vocab_size
     assert tok.decode(tok.encode("<think>ab</think><answer>c</answer>"), skip_special=True) == "abc"
     assert default_tokenizer() is tok
 

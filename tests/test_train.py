@@ -1,44 +1,10 @@
 import pytest
 import torch
 
+from course_lib.data import IGNORE, fixed_batches, pack_examples, sample_batch
 from course_lib.model import TinySeek, TinySeekConfig
-from course_lib.tasks import arithmetic, domain_mixture
-from course_lib.tokenizer import default_tokenizer
-from course_lib.train import (
-    IGNORE,
-    evaluate_loss,
-    fixed_batches,
-    lr_at,
-    pack_examples,
-    sample_batch,
-    sft_batch,
-    train,
-)
-
-
-def test_pack_and_sample_are_next_token_windows():
-    tok = default_tokenizer()
-    stream = pack_examples(domain_mixture(50, 0))
-    assert stream.tokens[0] == tok.bos_id and len(stream.domains) == len(stream)
-    b = sample_batch(stream, 4, 16, torch.Generator().manual_seed(0))
-    assert b.x.shape == b.y.shape == b.domains.shape == (4, 16)
-    assert torch.equal(b.x[:, 1:], b.y[:, :-1])
-    vb = fixed_batches(stream, 2, 4, 16, seed=5)
-    assert torch.equal(vb[0].x, fixed_batches(stream, 2, 4, 16, seed=5)[0].x)
-    with pytest.raises(ValueError, match="seq_len"):
-        sample_batch(stream, 1, len(stream))
-
-
-def test_sft_batch_masks_prompt_and_padding():
-    tok = default_tokenizer()
-    exs = arithmetic(3, 0, digits=(1, 3))
-    b = sft_batch(exs, tok)
-    for i, ex in enumerate(exs):
-        n_prompt = len(ex.prompt) + 1  # with bos
-        assert (b.y[i, : n_prompt - 1] == IGNORE).all()
-        target = b.y[i][b.y[i] != IGNORE]
-        assert tok.decode(target) == f"<think>{ex.trace}</think><answer>{ex.answer}</answer><eos>"
-        assert b.domains[i].sum() == n_prompt + len(target) - 1
+from course_lib.tasks import domain_mixture
+from course_lib.train import evaluate_loss, lm_loss, lr_at, next_token_loss, train
 
 
 def test_lr_schedule():
@@ -47,10 +13,29 @@ def test_lr_schedule():
     assert lr_at(100, 100, 1.0, warmup_steps=10) == pytest.approx(0.1)
 
 
-def test_training_lowers_loss_and_records_history():
+def test_lm_loss_averages_over_the_targets_only():
+    logits = torch.randn(1, 3, 5)
+    labels = torch.tensor([[IGNORE, 2, 4]])
+    by_hand = -(logits[0, 1].log_softmax(-1)[2] + logits[0, 2].log_softmax(-1)[4]) / 2
+    torch.testing.assert_close(lm_loss(logits, labels), by_hand)
+    with pytest.raises(ValueError, match="line up"):
+        lm_loss(logits, labels[:, :2])
+    with pytest.raises(ValueError, match="no target token"):
+        lm_loss(logits, torch.full((1, 3), IGNORE))
+
+
+def test_next_token_loss_adds_the_moe_balance_loss():
     torch.manual_seed(0)
-    m = TinySeek(TinySeekConfig(d_model=32, n_layers=1, n_heads=2, d_ff=64, ffn="moe",
-                                n_routed_experts=4, d_expert=16, balance="aux_loss"))  # fmt: skip
+    m = TinySeek(TinySeekConfig(d_model=16, n_layers=1, n_heads=2, ffn="moe", n_routed_experts=4,
+                                d_expert=8, balance="aux_loss", aux_alpha=0.5))  # fmt: skip
+    b = sample_batch(pack_examples(domain_mixture(50, 0)), 2, 16, torch.Generator().manual_seed(0))
+    loss, row = next_token_loss(m, b)
+    assert row["aux"] > 0 and loss.item() == pytest.approx(row["ce"] + row["aux"])
+
+
+def test_training_lowers_loss_evaluates_and_calls_after_step():
+    torch.manual_seed(0)
+    m = TinySeek(TinySeekConfig(d_model=32, n_layers=1, n_heads=2, d_ff=64))
     stream = pack_examples(domain_mixture(300, 0))
     val = fixed_batches(stream, 2, 8, 32, seed=1)
     g = torch.Generator().manual_seed(0)
@@ -58,14 +43,27 @@ def test_training_lowers_loss_and_records_history():
     calls = []
     h = train(
         m, lambda s: sample_batch(stream, 8, 32, g), steps=40, lr=1e-2,
-        eval_fn=lambda mod: {"val": evaluate_loss(mod, val)}, eval_every=20,
-        hook=lambda hist: calls.append(len(hist)), hook_every=10, progress=False,
-        record_fn=lambda mod, b: {"n_tokens": b.x.numel()},
+        eval_fn=lambda mod: {"val": evaluate_loss(mod, val)}, eval_every=15,
+        after_step=lambda mod: calls.append(mod.training), progress=False,
     )  # fmt: skip
-    assert len(h) == 40 and calls == [10, 20, 30, 40]
-    assert h.series("val")[0] == [19, 39]
+    assert len(h) == 40 and calls == [True] * 40
+    assert h.series("val")[0] == [14, 29, 39]  # every 15th step and the last one
     assert h.last("val") < before - 1.0
-    assert h.last("aux") > 0 and len(h.last("load")) == 1 and len(h.last("load")[0]) == 4
-    assert sum(h.last("load")[0]) == 8 * 32 * 2 and h.last("n_tokens") == 256
+    assert {"step", "loss", "lr", "ce", "aux"} <= set(h.rows[0])
     with pytest.raises(ValueError, match="steps"):
         train(m, lambda s: None, 0)
+
+
+def test_a_custom_loss_is_what_gets_minimised():
+    torch.manual_seed(0)
+    m = TinySeek(TinySeekConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32))
+    stream = pack_examples(domain_mixture(100, 0))
+    g = torch.Generator().manual_seed(0)
+
+    def logit_norm(model, batch):  # pushes every logit to zero
+        loss = model(batch.x).pow(2).mean()
+        return loss, {"norm": loss.item()}
+
+    h = train(m, lambda s: sample_batch(stream, 4, 16, g), 30, logit_norm, lr=1e-2, progress=False)
+    norms = h.series("norm")[1]
+    assert norms[-1] < 0.1 * norms[0] and h.series("loss")[1] == norms

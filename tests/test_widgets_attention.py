@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from course_lib import sizing
+from course_lib import architectures
 from course_lib.widgets import attention as w
 
 V3 = dict(
@@ -17,20 +17,24 @@ def test_calculator_reproduces_v2_table_1_for_v3_sizes():
     assert b["MHA"] == 2 * 128 * 128 * 61 * 2
     assert b["GQA (8 KV heads)"] == 2 * 8 * 128 * 61 * 2
     assert b["MQA"] == 2 * 128 * 61 * 2
-    assert b["MLA"] == 70_272  # FACTS.md: DeepSeek-V3, 35,136 elements x 2 bytes
+    assert b["MLA"] == (512 + 64) * 61 * 2  # (d_c + d_h^R) * layers, bf16
     b4 = w.calculator_bytes(**V3, context_tokens=1000, batch=3, dtype="fp32")
-    assert b4["MLA"] == 35_136 * 1000 * 3 * 4
+    assert b4["MLA"] == (512 + 64) * 61 * 1000 * 3 * 4
 
 
-def test_real_configs_match_facts_table():
+def test_real_configs_are_the_config_arithmetic():
+    """The dashboard shows architectures' KV elements per token (pinned in test_architectures)."""
+    per_token = architectures.config_kv_elements_per_token
+    cfg = architectures.CONFIGS
     got = w.real_config_bytes(context_tokens=1, batch=1, dtype="bf16")
-    assert got["DeepSeek-V3 (MLA, absorbed cache)"] == 70_272
-    assert got["DeepSeek-V3 (MLA, naive cache)"] == 4_997_120
-    assert got["R1-Distill-Qwen-1.5B (GQA)"] == 28_672
-    assert got["R1-Distill-Qwen-7B (GQA)"] == 57_344
-    assert got["Llama-3.1-8B (GQA)"] == 131_072
-    assert got["Qwen2.5-32B (GQA)"] == 262_144
-    assert w.real_config_bytes(4096, 2, "fp8")["Llama-3.1-8B (GQA)"] == 65_536 * 4096 * 2
+    assert got["DeepSeek-V3 (MLA, absorbed cache)"] == 2 * per_token(cfg["DeepSeek-V3"])
+    assert got["DeepSeek-V3 (MLA, naive cache)"] == 2 * per_token(
+        cfg["DeepSeek-V3"], naive_mla=True
+    )
+    assert got["R1-Distill-Qwen-1.5B (GQA)"] == 2 * per_token(cfg["Qwen2.5-Math-1.5B"])
+    assert got["Qwen2.5-32B (GQA)"] == 2 * per_token(cfg["Qwen2.5-32B"])
+    llama = per_token(cfg["Llama-3.1-8B"])
+    assert w.real_config_bytes(4096, 2, "fp8")["Llama-3.1-8B (GQA)"] == llama * 4096 * 2
 
 
 def test_calculator_rejects_bad_input():
@@ -57,7 +61,10 @@ def test_calculator_widget_wires_controls_to_figures():
     box.controls["dtype"].value = "fp8"
     assert box.figures["calculator"].data[0].x[mla] == 576 * 30 * 32768
     real = box.figures["real"].data[0]
-    assert real.x[0] == sizing.config_kv_elements_per_token(sizing.CONFIGS["DeepSeek-V3"]) * 32768
+    assert (
+        real.x[0]
+        == architectures.config_kv_elements_per_token(architectures.CONFIGS["DeepSeek-V3"]) * 32768
+    )
     # an impossible setting shows a message and keeps the last good figures
     box.controls["n_kv_heads"].value = 7
     assert box.figures["calculator"].data[0].x[mla] == 576 * 30 * 32768

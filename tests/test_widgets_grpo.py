@@ -6,7 +6,7 @@ import copy
 
 import torch
 
-from course_lib import grpo, tasks
+from course_lib import grpo_trainer, tasks
 from course_lib.model import TinySeek, TinySeekConfig
 from course_lib.tokenizer import default_tokenizer
 from course_lib.widgets import grpo as widgets
@@ -48,10 +48,10 @@ def test_experiment_panel_trains_with_the_slider_values():
     torch.manual_seed(0)
     base = TinySeek(TinySeekConfig(d_model=32, n_layers=1, n_heads=2, d_ff=64, max_seq_len=64))
     exs = tasks.arithmetic(4, seed=0, digits=1)
-    cfg = grpo.GRPOConfig(group_size=4, prompts_per_step=2, max_new_tokens=6)
+    cfg = grpo_trainer.GRPOConfig(group_size=4, prompts_per_step=2, max_new_tokens=6)
 
     def make(c):
-        return grpo.GRPOTrainer(copy.deepcopy(base), default_tokenizer(), exs, c)
+        return grpo_trainer.GRPOTrainer(copy.deepcopy(base), default_tokenizer(), exs, c)
 
     panel = widgets.ExperimentPanel(make, cfg, steps=5)
     panel.g.value, panel.beta_off.value, panel.eps.value = 3, True, 0.3

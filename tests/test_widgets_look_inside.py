@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from course_lib import look_inside as li
-from course_lib import r1
+from course_lib.r1 import chat
 from course_lib.widgets import look_inside as w
 
 
 @pytest.fixture(scope="module")
 def ids(lm):
-    c = r1.chat(lm, "What is 2+3?", max_new_tokens=24, seed=0)
+    c = chat.sample(lm, "What is 2+3?", 1, max_new_tokens=24, seed=0)[0][0]
     return torch.cat([c.prompt_ids, c.completion_ids]), len(c.prompt_ids)
 
 

@@ -10,7 +10,7 @@ def test_playground_config_keeps_total_expert_width():
     cfg = playground_config("aux_loss", 4, 16, False, 0.01, 0.1, base)
     assert cfg.n_routed_experts * cfg.d_expert == base.n_routed_experts * base.d_expert
     assert cfg.n_shared_experts == 0 and cfg.aux_alpha == 0.1 and cfg.n_activated_experts == 4
-    with pytest.raises(ValueError, match="top_k"):
+    with pytest.raises(ValueError, match="n_activated_experts"):
         playground_config("none", 4, 2, True, 0.01, 0.01)
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from course_lib import sizing
+from course_lib import architectures
 from course_lib.checks.base import CheckResult, failed, passed
 from course_lib.mla import MultiHeadLatentAttention
 
@@ -147,7 +147,7 @@ def check_cache_entry(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> C
 
     Expected: ``attn.make_cache(x, "absorbed", positions)``.
     """
-    from course_lib.attention import apply_rope, rope_cos_sin
+    from course_lib.layers import apply_rope, rope_cos_sin
 
     for attn, x, positions in _entry_cases():
         with torch.no_grad():
@@ -216,7 +216,7 @@ def check_cache_entry(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> C
 # Exercise: bytes of an MLA cache
 # ------------------------------------------------------------------------------------------------
 _BYTES_CASES = [  # (n_layers, kv_lora_rank, qk_rope_head_dim, context, batch, bytes_per_element)
-    (61, 512, 64, 1, 1, 2),  # DeepSeek-V3, one token in bf16: 70,272 bytes (FACTS.md)
+    (61, 512, 64, 1, 1, 2),  # DeepSeek-V3, one token in bf16 (docs/references.md "KV cache")
     (27, 512, 64, 4096, 2, 2),  # DeepSeek-V2-Lite-like
     (4, 64, 16, 100, 3, 4),  # TinySeek-like, fp32
 ]
@@ -224,7 +224,7 @@ _BYTES_CASES = [  # (n_layers, kv_lora_rank, qk_rope_head_dim, context, batch, b
 
 def check_mla_cache_bytes(fn: Callable[..., float]) -> CheckResult:
     """Check ``fn(n_layers, kv_lora_rank, qk_rope_head_dim, context_tokens, batch,
-    bytes_per_element) -> bytes`` of an absorbed MLA cache. Expected: ``sizing.kv_elements_per_token``
+    bytes_per_element) -> bytes`` of an absorbed MLA cache. Expected: ``architectures.kv_elements_per_token``
     for ``"mla"`` times tokens, batch and bytes per element."""
     for args in _BYTES_CASES:
         layers, d_c, d_r, ctx, batch, e = args
@@ -232,7 +232,7 @@ def check_mla_cache_bytes(fn: Callable[..., float]) -> CheckResult:
             got = float(fn(*args))
         except Exception as err:  # the learner's code may raise anything
             return _raised(err, "Return one number: the bytes held by the whole cache.")
-        want = sizing.kv_elements_per_token(
+        want = architectures.kv_elements_per_token(
             "mla", layers, kv_lora_rank=d_c, qk_rope_head_dim=d_r
         ) * (ctx * batch * e)
         if abs(got - want) <= 1e-9 * want:

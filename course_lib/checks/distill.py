@@ -228,8 +228,9 @@ _FILTER_CASES: list[tuple[str, str, bool, str]] = [
 def check_keep(fn: Callable[[str, str], bool]) -> CheckResult:
     """Check a rejection-sampling rule ``fn(completion, answer) -> bool``.
 
-    Keep exactly the completions of the form ``<think>...</think><answer>A</answer>`` (nothing
-    before or after) whose ``A`` equals the reference answer.
+    Keep exactly the well-formed completions (:func:`course_lib.formats.is_well_formed`:
+    ``<think>...</think><answer>A</answer>``, nothing but white space around the blocks) whose
+    ``A`` equals the reference answer.
     """
     for completion, answer, keep, what in _FILTER_CASES:
         try:

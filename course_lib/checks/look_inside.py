@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import torch
 
-from course_lib import look_inside, r1
+from course_lib import formats, look_inside
 from course_lib.checks.base import CheckResult, failed, passed
 
 
@@ -53,19 +53,21 @@ SPLIT_CASES = [
 
 
 def check_split(fn: Callable[[str], tuple[str, str]]) -> CheckResult:
-    """``fn(completion)`` should return ``(thinking, answer)`` like ``r1.split_thinking``.
+    """``fn(completion)`` should return ``(thinking, answer)`` like ``formats.split_thinking``.
 
     The prompt already opened ``<think>``; tags must not appear in either part; strip whitespace.
     """
     for text in SPLIT_CASES:
-        want = r1.split_thinking(text)
+        want = formats.split_thinking(text)
         try:
             got = tuple(fn(text))
         except Exception as err:
             return failed(f"your function raised {type(err).__name__}: {err}", "Try str.rfind.")
         if got != (want.thinking, want.answer):
             hint = "The answer follows the LAST </think>; with none, it is all thinking."
-            if r1.THINK_CLOSE in "".join(map(str, got)) or r1.THINK_OPEN in "".join(map(str, got)):
+            if formats.THINK_END in "".join(map(str, got)) or formats.THINK in "".join(
+                map(str, got)
+            ):
                 hint = "Remove the <think> and </think> tags from both parts."
             return failed(
                 f"for {text!r} expected {(want.thinking, want.answer)!r}, got {got!r}", hint

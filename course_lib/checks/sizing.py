@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from course_lib import sizing
+from course_lib import architectures, published, sizing
 from course_lib.checks.base import CheckResult, failed, passed
 
 
@@ -29,7 +29,7 @@ def _call(fn: Callable, *args) -> tuple[float | None, str]:
 
 def check_weights_gb(fn: Callable[[float, float], float]) -> CheckResult:
     """``fn(n_params, bits) -> GB`` (1 GB = 1e9 bytes) for every R1 model at 16/8/4/1.58 bits."""
-    for name, spec in sizing.R1_MODELS.items():
+    for name, spec in published.R1_MODELS.items():
         for bits in sizing.BITS_CHOICES:
             want = sizing.weight_bytes(spec.params_total, bits) / sizing.GB
             got, err = _call(fn, spec.params_total, bits)
@@ -48,7 +48,7 @@ def check_weights_gb(fn: Callable[[float, float], float]) -> CheckResult:
                 f"{name} at {bits:g} bits: got {got:.4g} GB, expected {want:.4g} GB.", hint
             )
     return passed(
-        f"all {len(sizing.R1_MODELS) * len(sizing.BITS_CHOICES)} model x bits cases match."
+        f"all {len(published.R1_MODELS) * len(sizing.BITS_CHOICES)} model x bits cases match."
     )
 
 
@@ -56,7 +56,7 @@ def check_gqa_kv_bytes(fn: Callable[[int, int, int, int, float], float]) -> Chec
     """``fn(n_layers, n_kv_heads, head_dim, context_tokens, bytes_per_element) -> bytes``."""
     cases = [
         (name, cfg, ctx, bpe)
-        for name, cfg in sizing.CONFIGS.items()
+        for name, cfg in architectures.CONFIGS.items()
         if cfg.attention == "gqa"
         for ctx, bpe in ((1, 2), (4096, 2), (32_768, 1))
     ]
@@ -90,8 +90,8 @@ def check_gqa_kv_bytes(fn: Callable[[int, int, int, int, float], float]) -> Chec
 
 def check_decode_bound(fn: Callable[[float, float, float], float]) -> CheckResult:
     """``fn(active_params, bits, bandwidth_gbs) -> tokens/s`` upper bound for batch-1 decoding."""
-    for name, spec in sizing.R1_MODELS.items():
-        for gpu in sizing.GPUS.values():
+    for name, spec in published.R1_MODELS.items():
+        for gpu in published.GPUS.values():
             want = sizing.decode_tokens_per_s(spec, 4, gpu)
             got, err = _call(fn, spec.params_active, 4, gpu.bandwidth_gbs)
             if err:

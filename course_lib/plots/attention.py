@@ -1,7 +1,7 @@
 """Figures for notebook 02 "Multi-head Latent Attention": KV-cache sizes, score heatmaps, decode time,
 and training curves of TinySeek with MLA vs MHA.
 
-Pure builders: numbers in (from ``course_lib.sizing``, ``course_lib.mla`` or a training history), a
+Pure builders: numbers in (from ``course_lib.architectures``, ``course_lib.mla`` or a training history), a
 plotly ``go.Figure`` out. They never compute sizes or train, never call ``.show()``, read no files.
 """
 

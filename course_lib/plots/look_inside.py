@@ -268,9 +268,9 @@ def memory_figure(measured: Mapping[str, float], predicted: Mapping[str, float])
 
 
 def budget_figure(summary: Sequence[Mapping[str, float]], title: str | None = None) -> go.Figure:
-    """Accuracy vs thinking tokens actually used, one point per budget (``r1.budget_summary``)."""
+    """Accuracy vs thinking tokens actually used, one point per budget (``budget.budget_summary``)."""
     if not summary:
-        raise ValueError("summary is empty; pass r1.budget_summary(results).")
+        raise ValueError("summary is empty; pass budget.budget_summary(results).")
     x = [row["mean_thinking_tokens"] for row in summary]
     y = [100 * row["accuracy"] for row in summary]
     labels = [f"budget {int(row['budget'])}" for row in summary]
@@ -289,14 +289,5 @@ def budget_figure(summary: Sequence[Mapping[str, float]], title: str | None = No
         xaxis_title="mean thinking tokens used",
         yaxis={"title": "correct (%)", "range": [-5, 105]},
         height=380,
-    )
-    return fig
-
-
-def probs_histogram(conf: TokenConfidence) -> go.Figure:
-    """How many generated tokens had each probability: confident reasoning piles up near 1."""
-    fig = go.Figure(go.Histogram(x=conf.probs.tolist(), xbins={"start": 0, "end": 1, "size": 0.05}))
-    fig.update_layout(
-        title="Distribution of token probabilities", xaxis_title="p(token)", height=320
     )
     return fig

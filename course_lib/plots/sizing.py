@@ -161,7 +161,7 @@ def decode_speed_figure(
 def scores_figure(
     scores: Mapping[str, Mapping[str, float]], benchmarks: Sequence[str]
 ) -> go.Figure:
-    """Grouped bars of reported scores (``sizing.REPORTED_SCORES``) on the chosen benchmarks."""
+    """Grouped bars of reported scores (``published.REPORTED_SCORES``) on the chosen benchmarks."""
     if not scores or not benchmarks:
         raise ValueError("scores_figure: pass {model: {benchmark: score}} and benchmark names.")
     fig = go.Figure()

@@ -1,7 +1,7 @@
 """The KV-cache calculator of notebook 02: sliders for layers, heads, head dim, KV groups, latent size,
 RoPE dim, context, batch and dtype drive bars for MHA/GQA/MQA/MLA and for real models' configs.
 
-Every number comes from ``course_lib.sizing`` ([V2 Table 1] formulas); this module only wires
+Every number comes from ``course_lib.architectures`` ([V2 Table 1] formulas); this module only wires
 controls to those functions and to ``course_lib.plots.attention``. Built with
 ``ipywidgets.interactive_output`` and plain plotly figures (no ``go.FigureWidget``).
 """
@@ -14,12 +14,12 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 from IPython.display import HTML, display
 
-from course_lib import sizing
+from course_lib import architectures
 from course_lib.plots import attention as plots
 
 DTYPES: dict[str, float] = {"fp32": 4, "bf16": 2, "fp8": 1}
 CONTEXT_OPTIONS: tuple[int, ...] = tuple(2**k for k in range(10, 18))  # 1K ... 128K tokens
-# Real configs shown next to the calculator (all from sizing.CONFIGS, [cfg] / [ref]).
+# Real configs shown next to the calculator (all from architectures.CONFIGS, [cfg] / [ref]).
 REAL_CONFIGS: dict[str, tuple[str, bool]] = {
     "DeepSeek-V3 (MLA, absorbed cache)": ("DeepSeek-V3", False),
     "DeepSeek-V3 (MLA, naive cache)": ("DeepSeek-V3", True),
@@ -47,19 +47,21 @@ def calculator_bytes(
     batch: int = 1,
     dtype: str = "bf16",
 ) -> dict[str, float]:
-    """KV-cache bytes of each mechanism for one made-up model (``sizing.kv_elements_per_token``)."""
+    """KV-cache bytes of each mechanism for one made-up model (``architectures.kv_elements_per_token``)."""
     e = _bytes_per_element(dtype)
     if n_kv_heads > n_heads or n_heads % n_kv_heads:
         raise ValueError(
             f"n_kv_heads={n_kv_heads} must divide n_heads={n_heads} (GQA shares K/V within groups)."
         )
     per_token = {
-        "MHA": sizing.kv_elements_per_token("mha", n_layers, n_heads=n_heads, head_dim=head_dim),
-        f"GQA ({n_kv_heads} KV heads)": sizing.kv_elements_per_token(
+        "MHA": architectures.kv_elements_per_token(
+            "mha", n_layers, n_heads=n_heads, head_dim=head_dim
+        ),
+        f"GQA ({n_kv_heads} KV heads)": architectures.kv_elements_per_token(
             "gqa", n_layers, head_dim=head_dim, n_kv_heads=n_kv_heads
         ),
-        "MQA": sizing.kv_elements_per_token("mqa", n_layers, head_dim=head_dim),
-        "MLA": sizing.kv_elements_per_token(
+        "MQA": architectures.kv_elements_per_token("mqa", n_layers, head_dim=head_dim),
+        "MLA": architectures.kv_elements_per_token(
             "mla", n_layers, kv_lora_rank=kv_lora_rank, qk_rope_head_dim=qk_rope_head_dim
         ),
     }
@@ -75,7 +77,9 @@ def real_config_bytes(context_tokens: int, batch: int = 1, dtype: str = "bf16") 
         raise ValueError("context_tokens and batch must be >= 0; e.g. 4096 and 1.")
     out = {}
     for label, (name, naive) in REAL_CONFIGS.items():
-        per_token = sizing.config_kv_elements_per_token(sizing.CONFIGS[name], naive_mla=naive)
+        per_token = architectures.config_kv_elements_per_token(
+            architectures.CONFIGS[name], naive_mla=naive
+        )
         out[label] = per_token * context_tokens * batch * e
     return out
 

@@ -96,7 +96,7 @@ class ExperimentPanel:
     """Sliders for G, β, ε and the learning rate, and a button that runs a short GRPO from the base.
 
     ``make_trainer(config) -> GRPOTrainer`` builds a trainer on a fresh copy of the base model;
-    the panel fills a :class:`course_lib.grpo.GRPOConfig` from the sliders and trains ``steps``
+    the panel fills a :class:`course_lib.grpo_trainer.GRPOConfig` from the sliders and trains ``steps``
     steps, drawing the curves live. ``panel.run()`` does the same without a click (and returns
     the trainer), for scripts and tests. Show it with ``display(panel.widget)``.
     """

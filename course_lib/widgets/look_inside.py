@@ -11,9 +11,10 @@ import html
 
 import ipywidgets as widgets
 
-from course_lib import r1
+from course_lib import formats
 from course_lib.look_inside import AttentionMaps, LogitLens, TokenConfidence
 from course_lib.plots import look_inside as plots
+from course_lib.r1 import chat, loader
 
 _PANE = {"width": "50%", "height": "320px", "overflow": "auto", "border": "1px solid #ccc"}
 
@@ -45,13 +46,13 @@ class ChatView:
     def update(self, text: str) -> None:
         """Show ``text`` (the completion so far) split into its thinking and its answer."""
         self.text = text
-        thought = r1.split_thinking(text)
+        thought = formats.split_thinking(text)
         self.thinking.value = _pre(thought.thinking, "color:#555;font-style:italic")
         self.answer.value = _pre(thought.answer, "")
         phase = "answering" if thought.finished else "thinking…"
         self.status.value = f"<i>{phase} ({len(text)} characters so far)</i>"
 
-    def finish(self, completion: r1.Completion) -> None:
+    def finish(self, completion: chat.Completion) -> None:
         """Final counts once generation is over."""
         self.update(completion.text)
         n = len(completion.completion_ids)
@@ -63,24 +64,26 @@ class ChatView:
 
 
 def live_chat(
-    lm: r1.LoadedModel,
+    lm: loader.LoadedModel,
     question: str,
     max_new_tokens: int = 1024,
     seed: int = 0,
     show: bool = True,
-) -> tuple[ChatView, r1.Completion]:
+) -> tuple[ChatView, chat.Completion]:
     """Display a ChatView and stream the reply into it; return the view and the Completion."""
     view = ChatView(question)
     if show:
         from IPython.display import display
 
         display(view.widget)
-    completion = r1.stream_chat(lm, question, view.update, max_new_tokens, seed=seed)
+    completion = chat.stream_chat(lm, question, view.update, max_new_tokens, seed=seed)
     view.finish(completion)
     return view, completion
 
 
-def chat_panel(lm: r1.LoadedModel, max_new_tokens: int = 1024, question: str = "") -> widgets.VBox:
+def chat_panel(
+    lm: loader.LoadedModel, max_new_tokens: int = 1024, question: str = ""
+) -> widgets.VBox:
     """A question box and a button; each click streams a new reply into the panes below."""
     box = widgets.Textarea(
         value=question, placeholder="Ask something…", layout=widgets.Layout(width="100%")
@@ -96,7 +99,7 @@ def chat_panel(lm: r1.LoadedModel, max_new_tokens: int = 1024, question: str = "
         view.question.value = _pre(box.value, "font-weight:bold")
         button.disabled = True
         try:
-            completion = r1.stream_chat(
+            completion = chat.stream_chat(
                 lm, box.value, view.update, max_new_tokens, seed=state["seed"]
             )
             view.finish(completion)

@@ -29,19 +29,24 @@ def run_figures(run: MoERun, domain_names) -> list[go.Figure]:
 
 
 def playground_config(
-    balance: str, top_k: int, n_experts: int, shared: bool, gamma: float, alpha: float,
+    balance: str, n_activated_experts: int, n_routed_experts: int, shared: bool, gamma: float,
+    alpha: float,
     base: TinySeekConfig | None = None,
 ) -> TinySeekConfig:  # fmt: skip
     """The config the dashboard trains; the expert width shrinks as experts are added
     (fine-grained expert segmentation keeps the total expert parameters fixed: DeepSeekMoE,
     arXiv 2401.06066, §3.1)."""
     base = base or moe_config()
-    width = max(4, base.d_expert * base.n_routed_experts // n_experts)
-    if top_k > n_experts:
-        raise ValueError(f"top_k={top_k} needs at least that many experts (n_experts={n_experts}).")
+    width = max(4, base.d_expert * base.n_routed_experts // n_routed_experts)
+    if n_activated_experts > n_routed_experts:
+        raise ValueError(
+            f"n_activated_experts={n_activated_experts} needs at least that many routed experts "
+            f"(n_routed_experts={n_routed_experts})."
+        )
     return moe_config(
         **{k: v for k, v in base.to_dict().items() if k in ("d_model", "n_layers", "n_heads")},
-        balance=balance, n_activated_experts=top_k, n_routed_experts=n_experts, d_expert=width,
+        balance=balance, n_activated_experts=n_activated_experts,
+        n_routed_experts=n_routed_experts, d_expert=width,
         n_shared_experts=1 if shared else 0, bias_gamma=gamma, aux_alpha=alpha,
     )  # fmt: skip
 
@@ -54,7 +59,7 @@ def balancing_playground(
     balance = W.Dropdown(options=[("no balancing", "none"), ("auxiliary loss (alpha)", "aux_loss"),
                                   ("aux-loss-free bias (gamma)", "aux_free")],
                          value="aux_free", description="balancing", style=style)  # fmt: skip
-    top_k = W.IntSlider(value=2, min=1, max=4, description="top-k", style=style)
+    activated = W.IntSlider(value=2, min=1, max=4, description="top-k", style=style)
     n_exp = W.Dropdown(options=[4, 8, 16], value=8, description="routed experts", style=style)
     shared = W.Checkbox(value=True, description="shared expert", style=style)
     gamma = W.FloatLogSlider(value=0.01, base=10, min=-4, max=-1, step=0.25, description="gamma",
@@ -68,7 +73,7 @@ def balancing_playground(
         with out:
             out.clear_output(wait=True)
             try:
-                cfg = playground_config(balance.value, top_k.value, n_exp.value, shared.value,
+                cfg = playground_config(balance.value, activated.value, n_exp.value, shared.value,
                                         gamma.value, alpha.value, base)  # fmt: skip
             except ValueError as err:
                 print(err)
@@ -78,5 +83,5 @@ def balancing_playground(
                 display(fig)
 
     button.on_click(on_click)
-    controls = W.VBox([balance, top_k, n_exp, shared, gamma, alpha, button])
+    controls = W.VBox([balance, activated, n_exp, shared, gamma, alpha, button])
     return W.VBox([controls, out])

@@ -13,7 +13,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 from IPython.display import HTML, display
 
-from course_lib import sizing
+from course_lib import published, sizing
 from course_lib.plots import sizing as plots
 
 BITS_OPTIONS: tuple[float, ...] = (1.58, 2, 3, 4, 5, 6, 8, 16)
@@ -27,9 +27,10 @@ def dashboard_figures(
     g = sizing.get_gpu(gpu)
     rows = sizing.sizing_table((bits,), context_tokens)
     speeds = {
-        name: sizing.decode_tokens_per_s(name, bits, g, context_tokens) for name in sizing.R1_MODELS
+        name: sizing.decode_tokens_per_s(name, bits, g, context_tokens)
+        for name in published.R1_MODELS
     }
-    fits = {name: sizing.fits(name, g, bits, context_tokens) for name in sizing.R1_MODELS}
+    fits = {name: sizing.fits(name, g, bits, context_tokens) for name in published.R1_MODELS}
     return {
         "cost": plots.training_cost_figure(
             sizing.training_cost_table(price_per_gpu_hour), price_per_gpu_hour
@@ -47,7 +48,7 @@ def dashboard_summary(price_per_gpu_hour: float, bits: float, context_tokens: in
     """One HTML paragraph with the headline numbers for the current controls."""
     g = sizing.get_gpu(gpu)
     total = sizing.training_cost_table(price_per_gpu_hour)[-1]
-    fitting = [n for n in sizing.R1_MODELS if sizing.fits(n, g, bits, context_tokens)]
+    fitting = [n for n in published.R1_MODELS if sizing.fits(n, g, bits, context_tokens)]
     return (
         f"<p><b>Training run</b>: {total['gpu_hours']:,} GPU-hours x ${price_per_gpu_hour:g} = "
         f"<b>${total['cost_usd'] / 1e6:,.3f}M</b>. "
@@ -58,7 +59,7 @@ def dashboard_summary(price_per_gpu_hour: float, bits: float, context_tokens: in
 
 
 def sizing_dashboard(
-    price_per_gpu_hour: float = sizing.V3_RENTAL_PRICE_PER_GPU_HOUR,
+    price_per_gpu_hour: float = published.V3_RENTAL_PRICE_PER_GPU_HOUR,
     bits: float = 4,
     context_tokens: int = 4096,
     gpu: str = "RTX 4090",
@@ -88,7 +89,7 @@ def sizing_dashboard(
             description="context (tokens)", style=style, layout=layout, continuous_update=False,
         ),
         "gpu": widgets.Dropdown(
-            options=list(sizing.GPUS), value=gpu, description="GPU", style=style, layout=layout
+            options=list(published.GPUS), value=gpu, description="GPU", style=style, layout=layout
         ),
     }  # fmt: skip
     latest: dict[str, go.Figure] = {}

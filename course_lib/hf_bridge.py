@@ -1,0 +1,129 @@
+"""The road to scale: TinySeek's tokenizer, a dense TinySeek and the GRPO rewards in Hugging Face.
+
+Notebook 04 ends by running the course's reward functions in TRL's ``GRPOTrainer``, the trainer
+people use at real scale. Three adapters make that possible without a download:
+
+* :func:`hf_tokenizer`: the character tokenizer as a ``transformers`` fast tokenizer, same ids;
+* :func:`to_llama`: a dense MHA/GQA/MQA TinySeek copied into ``LlamaForCausalLM`` (TinySeek's
+  dense block *is* the Llama block), same logits;
+* :func:`to_trl_reward`: one of :mod:`course_lib.grpo`'s rewards in the calling convention TRL uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from course_lib.formats import TAGS
+from course_lib.grpo import RewardFn
+from course_lib.tokenizer import BOS, EOS, PAD, CharTokenizer, default_tokenizer
+
+
+def to_trl_reward(fn: RewardFn, answer_column: str = "answer") -> Callable[..., list[float]]:
+    """Wrap one of our reward functions into the shape TRL's ``GRPOTrainer`` calls.
+
+    TRL calls ``reward(prompts=..., completions=..., **dataset_columns)`` and expects one float
+    per completion; the dataset's ``answer`` column arrives as a keyword list.
+    """
+
+    def reward(prompts, completions, **kwargs) -> list[float]:
+        answers = kwargs.get(answer_column) or [""] * len(completions)
+        out = []
+        for p, c, a in zip(prompts, completions, answers):
+            if not isinstance(c, str):  # conversational datasets pass [{"role":..., "content":...}]
+                c = c[-1]["content"] if c else ""
+            if not isinstance(p, str):
+                p = p[-1]["content"] if p else ""
+            out.append(float(fn(p, c, a)))
+        return out
+
+    reward.__name__ = getattr(fn, "__name__", "reward")
+    return reward
+
+
+def hf_tokenizer(tokenizer: CharTokenizer | None = None):
+    """Our character tokenizer as a ``transformers`` fast tokenizer, built locally (no download).
+
+    Same ids as ours; ``<bos>`` is prepended to every encoded text; ``<pad> <bos> <eos>`` are
+    special tokens (TRL drops them when decoding completions) while the four format tags are
+    ordinary single tokens, so decoded completions keep them for the format reward.
+    """
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    tok = tokenizer or default_tokenizer()
+    core = Tokenizer(models.WordLevel(vocab=dict(tok.stoi), unk_token=PAD))
+    core.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")  # one char each
+    core.decoder = decoders.Fuse()
+    core.add_special_tokens(
+        [AddedToken(t, special=True, normalized=False) for t in (PAD, BOS, EOS)]
+    )
+    core.add_tokens([AddedToken(t, special=False, normalized=False) for t in TAGS])
+    core.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", special_tokens=[(BOS, tok.bos_id)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, bos_token=BOS, eos_token=EOS, pad_token=PAD
+    )
+
+
+def to_llama(model: nn.Module):
+    """Copy a dense MHA/GQA/MQA TinySeek into a ``transformers`` ``LlamaForCausalLM``.
+
+    TinySeek's dense block *is* the Llama block (pre-norm RMSNorm, RoPE in the rotate-half layout,
+    SwiGLU, no biases, tied embeddings), so the weights map one to one and the logits agree.
+    MLA and MoE have no Llama counterpart: use ``transformers``' DeepSeek-V3 classes for those.
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    c = model.config
+    if (
+        c.attention == "mla"
+        or c.ffn != "dense"
+        or (c.head_dim not in (None, c.d_model // c.n_heads))
+    ):
+        raise ValueError(
+            "to_llama copies dense TinySeeks with MHA/GQA/MQA and head_dim = d_model // n_heads; "
+            f"got attention={c.attention!r}, ffn={c.ffn!r}, head_dim={c.head_dim}."
+        )
+    tok = default_tokenizer()
+    cfg = LlamaConfig(
+        vocab_size=c.vocab_size,
+        hidden_size=c.d_model,
+        intermediate_size=c.d_ff,
+        num_hidden_layers=c.n_layers,
+        num_attention_heads=c.n_heads,
+        num_key_value_heads=c.n_kv_heads,
+        head_dim=c.d_model // c.n_heads,
+        max_position_embeddings=c.max_seq_len,
+        rms_norm_eps=c.norm_eps,
+        rope_theta=c.rope_theta,
+        tie_word_embeddings=True,
+        attention_bias=False,
+        mlp_bias=False,
+        hidden_act="silu",
+        bos_token_id=tok.bos_id,
+        eos_token_id=tok.eos_id,
+        pad_token_id=tok.pad_id,
+    )
+    hf = LlamaForCausalLM(cfg)
+    state = {
+        "model.embed_tokens.weight": model.embed.weight,
+        "model.norm.weight": model.norm.weight,
+    }
+    for i, block in enumerate(model.blocks):
+        pre = f"model.layers.{i}."
+        state[pre + "input_layernorm.weight"] = block.attn_norm.weight
+        state[pre + "post_attention_layernorm.weight"] = block.ffn_norm.weight
+        for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            state[pre + f"self_attn.{name}.weight"] = getattr(block.attn, name).weight
+        for name in ("gate_proj", "up_proj", "down_proj"):
+            state[pre + f"mlp.{name}.weight"] = getattr(block.ffn, name).weight
+    missing, unexpected = hf.load_state_dict(
+        {k: v.detach().clone() for k, v in state.items()}, strict=False
+    )
+    if unexpected or set(missing) - {"lm_head.weight"}:
+        raise RuntimeError(f"weight mapping is off: missing {missing}, unexpected {unexpected}.")
+    hf.tie_weights()
+    return hf

@@ -1,0 +1,199 @@
+"""Every number the course takes from a paper, a model card or a datasheet, in one place.
+
+Each constant names its source; docs/references.md says in our own words what each source reports
+and derives what follows from it. The calculators that use these numbers are :mod:`course_lib.sizing`;
+the configs and their arithmetic are :mod:`course_lib.architectures`.
+
+Sources: [V3] DeepSeek-V3 technical report (arXiv 2412.19437), Table 1, §1, §3.1; [R1] DeepSeek-R1
+(arXiv 2501.12948), Tables 4 and 5, §2.3.3, §2.4, §3.1; [cfg] the models' config.json on the
+Hugging Face hub; [NV] NVIDIA's datasheets and Apple's M2 Ultra page (GB and GB/s are 1e9).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from course_lib.architectures import (
+    CONFIGS,
+    TransformerConfig,
+    config_kv_elements_per_token,
+    param_count,
+)
+
+# --------------------------------------------------------------------------------------------------
+# Hardware [NV]
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GPU:
+    """An accelerator as the calculators see it: memory size (GB) and memory bandwidth (GB/s).
+
+    ``bf16_tflops`` / ``fp8_tflops`` are dense (no 2:4 sparsity) tensor-core peaks, where we use them.
+    """
+
+    name: str
+    memory_gb: float
+    bandwidth_gbs: float
+    bf16_tflops: float | None = None
+    fp8_tflops: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.memory_gb > 0 or not self.bandwidth_gbs > 0:
+            raise ValueError(
+                f"GPU {self.name!r}: memory_gb and bandwidth_gbs must be positive numbers, "
+                f"got {self.memory_gb!r} and {self.bandwidth_gbs!r}."
+            )
+
+
+# [NV] vendor datasheets (docs/references.md "Hardware"). M2 Ultra: memory is unified (shared with the CPU).
+GPUS: dict[str, GPU] = {
+    "T4": GPU("T4", 16, 320),
+    "RTX 4090": GPU("RTX 4090", 24, 1008),
+    "RTX 6000 Ada": GPU("RTX 6000 Ada", 48, 960),
+    "A100 80GB": GPU("A100 80GB", 80, 2039),
+    "H100": GPU("H100", 80, 3350, bf16_tflops=989.4, fp8_tflops=1978.9),
+    "M2 Ultra": GPU("M2 Ultra", 192, 800),
+}
+
+
+# [NV] H800 SXM, the GPU DeepSeek-V3 was trained on [V3 §3.1]: the export version of the H100 SXM with
+# cut-down NVLink; its tensor cores are the H100 SXM's: 989.4 TFLOP/s dense BF16, 1,978.9 TFLOP/s dense
+# FP8 (the datasheet's 1,979 / 3,958 "with sparsity" figures are twice the dense ones).
+H800 = GPU("H800", 80, 3350, bf16_tflops=989.4, fp8_tflops=1978.9)
+
+
+# --------------------------------------------------------------------------------------------------
+# DeepSeek-V3's training run [V3 Table 1, §1, §3.1]
+# --------------------------------------------------------------------------------------------------
+
+# H800 GPU-hours of DeepSeek-V3's official training run [V3 Table 1].
+V3_TRAINING_GPU_HOURS: dict[str, int] = {
+    "pre-training": 2_664_000,
+    "context extension": 119_000,
+    "post-training": 5_000,
+}
+V3_RENTAL_PRICE_PER_GPU_HOUR = 2.0  # USD, the report's own assumption [V3 Table 1]
+V3_CLUSTER_GPUS = 2048  # H800s [V3 §3.1]
+V3_PRETRAIN_TOKENS = 14.8e12  # [V3 §1]
+V3_GPU_HOURS_PER_TRILLION_TOKENS = (
+    180_000  # "each trillion tokens requires 180K H800 GPU hours" [V3 §1]
+)
+V3_PARAMS_TOTAL = 671e9  # [V3 §1]
+V3_PARAMS_ACTIVE = 37e9  # activated per token [V3 §1]
+
+
+# --------------------------------------------------------------------------------------------------
+# The R1 family [V3 §1, R1 §2.4, cfg]
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One released R1 model: size, attention and where each number comes from."""
+
+    name: str
+    hf_id: str
+    params_total: float
+    params_active: float
+    n_layers: int
+    kv_elements_per_token: int
+    attention: str
+    base: str
+    params_source: str
+    config: TransformerConfig | None = field(default=None, repr=False)
+
+    @property
+    def is_moe(self) -> bool:
+        return self.params_active < self.params_total
+
+
+def _distill(name: str, hf_id: str, base: str) -> ModelSpec:
+    cfg = CONFIGS[base]
+    n = param_count(cfg)
+    return ModelSpec(
+        name,
+        hf_id,
+        n,
+        n,
+        cfg.n_layers,
+        config_kv_elements_per_token(cfg),
+        cfg.attention,
+        base,
+        f"config arithmetic on {base}'s config.json [cfg] ({n / 1e9:.2f}B; the hub's safetensors "
+        "count agrees to the shown digits)",
+        cfg,
+    )
+
+
+# Params: DeepSeek-R1 from [V3 §1] (same architecture as V3, [R1 §2]); param_count(CONFIGS
+# ["DeepSeek-V3"]) reproduces 671.0B total and ~37.6B active. Distills: bases from [R1 §2.4]; params
+# by config arithmetic (R1-Distill-Qwen-1.5B: 1.78B, docs/references.md "Parameter counts").
+R1_MODELS: dict[str, ModelSpec] = {
+    "DeepSeek-R1": ModelSpec(
+        "DeepSeek-R1",
+        "deepseek-ai/DeepSeek-R1",
+        V3_PARAMS_TOTAL,
+        V3_PARAMS_ACTIVE,
+        61,
+        config_kv_elements_per_token(CONFIGS["DeepSeek-V3"]),
+        "mla",
+        "DeepSeek-V3-Base",
+        "[V3 §1]: 671B total, 37B activated per token (MTP module excluded)",
+        CONFIGS["DeepSeek-V3"],
+    ),
+    "R1-Distill-Qwen-1.5B": _distill(
+        "R1-Distill-Qwen-1.5B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "Qwen2.5-Math-1.5B"
+    ),
+    "R1-Distill-Qwen-7B": _distill(
+        "R1-Distill-Qwen-7B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "Qwen2.5-Math-7B"
+    ),
+    "R1-Distill-Llama-8B": _distill(
+        "R1-Distill-Llama-8B", "deepseek-ai/DeepSeek-R1-Distill-Llama-8B", "Llama-3.1-8B"
+    ),
+    "R1-Distill-Qwen-14B": _distill(
+        "R1-Distill-Qwen-14B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B", "Qwen2.5-14B"
+    ),
+    "R1-Distill-Qwen-32B": _distill(
+        "R1-Distill-Qwen-32B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "Qwen2.5-32B"
+    ),
+    "R1-Distill-Llama-70B": _distill(
+        "R1-Distill-Llama-70B", "deepseek-ai/DeepSeek-R1-Distill-Llama-70B", "Llama-3.3-70B"
+    ),
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Reported scores and the distillation data [R1]
+# --------------------------------------------------------------------------------------------------
+
+# [R1 Table 4] (pass@1 in %, Codeforces as a rating). o1-1217 figures are OpenAI's, as quoted by [R1].
+REPORTED_SCORES: dict[str, dict[str, float]] = {
+    "DeepSeek-R1": {"AIME 2024": 79.8, "MATH-500": 97.3, "GPQA Diamond": 71.5, "Codeforces": 2029},
+    "OpenAI-o1-1217": {
+        "AIME 2024": 79.2,
+        "MATH-500": 96.4,
+        "GPQA Diamond": 75.7,
+        "Codeforces": 2061,
+    },
+    "DeepSeek-V3": {"AIME 2024": 39.2, "MATH-500": 90.2, "GPQA Diamond": 59.1, "Codeforces": 1134},
+}
+
+# How many problems each benchmark has, to turn percentage points into problems: AIME 2024 is the two
+# 15-problem AIME I and II papers; MATH-500 is the 500-problem subset of MATH used by [R1 §3.1];
+# GPQA Diamond has 198 questions.
+BENCHMARK_SIZES: dict[str, int] = {"AIME 2024": 30, "MATH-500": 500, "GPQA Diamond": 198}
+
+# [R1 Table 5] the distills (pass@1 in %).
+DISTILL_SCORES: dict[str, dict[str, float]] = {
+    "R1-Distill-Qwen-1.5B": {"AIME 2024": 28.9, "MATH-500": 83.9, "GPQA Diamond": 33.8},
+    "R1-Distill-Qwen-7B": {"AIME 2024": 55.5, "MATH-500": 92.8, "GPQA Diamond": 49.1},
+    "R1-Distill-Llama-8B": {"AIME 2024": 50.4, "MATH-500": 89.1, "GPQA Diamond": 49.0},
+    "R1-Distill-Qwen-14B": {"AIME 2024": 69.7, "MATH-500": 93.9, "GPQA Diamond": 59.1},
+    "R1-Distill-Qwen-32B": {"AIME 2024": 72.6, "MATH-500": 94.3, "GPQA Diamond": 62.1},
+    "R1-Distill-Llama-70B": {"AIME 2024": 70.0, "MATH-500": 94.5, "GPQA Diamond": 65.2},
+}
+
+# [R1 §2.3.3, §2.4] the distills were fine-tuned (SFT only, no RL) on samples curated with DeepSeek-R1.
+DISTILL_SAMPLES = {"reasoning": 600_000, "non-reasoning": 200_000}
+DISTILL_TEACHER = "DeepSeek-R1"

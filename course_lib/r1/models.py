@@ -1,0 +1,214 @@
+"""Which R1 distills the course loads, where from, and how much memory they will need.
+
+The distills ([R1] §2.4; docs/references.md "The distills") are Qwen2.5 and Llama models fine-tuned
+on ~800K R1-generated samples. This module is the registry (hub ids, pinned revisions) and the
+memory check that :func:`course_lib.r1.loader.load` runs *before* loading: weights from the config
+arithmetic of :mod:`course_lib.sizing`, refined for how bitsandbytes stores NF4 (only the blocks'
+linear layers are quantised, the embeddings and LM head stay 16-bit), plus the KV cache and some
+headroom. A model that does not fit raises :class:`NotEnoughMemoryError` naming one that does.
+
+Simplified: the headroom is a flat assumption, not a measurement of activations.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+from course_lib import architectures, published, sizing
+
+# The one place the hub revisions are pinned (commit hashes of the deepseek-ai repos; a new upload
+# will not change what the course loads). Keys are course_lib.published.R1_MODELS names. (check: the
+# hashes come from public pins of these repos; no session here could reach the hub to confirm them.)
+REVISIONS: dict[str, str] = {
+    "R1-Distill-Qwen-1.5B": "ad9f0ae0864d7fbcd1cd905e3c6c5b069cc8b562",
+    "R1-Distill-Qwen-7B": "916b56a44061fd5cd7d6a8fb632557ed4f724f60",
+    "R1-Distill-Llama-8B": "6a6f4aa4197940add57724a7707d069478df56b1",
+    "R1-Distill-Qwen-14B": "1df8507178afcc1bef68cd8c393f61a886323761",
+}
+
+
+SUPPORTED: tuple[str, ...] = tuple(REVISIONS)
+
+
+DEFAULT_MODEL = "R1-Distill-Qwen-1.5B"
+
+# NF4 stores 4 bits per weight plus one absmax per block of 64; double quantisation stores those
+# absmax values in 8 bits with one fp32 constant per 256 of them [QLoRA §3]:
+NF4_BITS = 4 + 8 / 64 + 32 / (64 * 256)  # ≈ 4.127 bits per quantised weight
+
+
+# Room kept free for the CUDA context, activations and the allocator's slack (an assumption).
+HEADROOM_BYTES = 0.8e9
+
+
+class NotEnoughMemoryError(RuntimeError):
+    """The model (or a generation) does not fit in the free memory."""
+
+
+def resolve_model(model: str) -> str:
+    """Map a course name (``"R1-Distill-Qwen-1.5B"``) or hub id to the course name, or say what works.
+
+    Case does not matter; ``"deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"`` works as well.
+    """
+    if not isinstance(model, str):
+        raise ValueError(f"model must be a name such as {DEFAULT_MODEL!r}, got {model!r}.")
+    wanted = model.strip().lower()
+    for name in SUPPORTED:
+        spec = published.R1_MODELS[name]
+        if wanted in (name.lower(), spec.hf_id.lower(), spec.hf_id.split("/")[-1].lower()):
+            return name
+    too_big = [n for n in published.R1_MODELS if n not in SUPPORTED]
+    raise ValueError(
+        f"{model!r} is not a supported R1 distill. Use one of {list(SUPPORTED)} "
+        f"(the default is {DEFAULT_MODEL!r}); {too_big} are too large for one course GPU. "
+        f"For another checkpoint in R1's format pass path='/folder/with/safetensors'."
+    )
+
+
+def architecture(hf_config) -> architectures.TransformerConfig:
+    """The course's view (``architectures.TransformerConfig``) of a transformers Qwen2/Llama config."""
+    heads = hf_config.num_attention_heads
+    head_dim = getattr(hf_config, "head_dim", None) or hf_config.hidden_size // heads
+    return architectures.TransformerConfig(
+        name=getattr(hf_config, "_name_or_path", "") or hf_config.model_type,
+        d_model=hf_config.hidden_size,
+        d_ff=hf_config.intermediate_size,
+        n_layers=hf_config.num_hidden_layers,
+        n_heads=heads,
+        n_kv_heads=getattr(hf_config, "num_key_value_heads", None) or heads,
+        head_dim=head_dim,
+        vocab_size=hf_config.vocab_size,
+        tied_embeddings=bool(getattr(hf_config, "tie_word_embeddings", False)),
+        qkv_bias=hf_config.model_type == "qwen2",
+    )
+
+
+def known_distill(arch: architectures.TransformerConfig) -> str | None:
+    """The supported distill whose architecture ``arch`` has (a local copy of it), or None."""
+    fields = ("d_model", "d_ff", "n_layers", "n_heads", "n_kv_heads", "vocab_size")
+    for name in SUPPORTED:
+        ref = published.R1_MODELS[name].config
+        if all(getattr(arch, f) == getattr(ref, f) for f in fields):
+            return name
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Memory: predict before loading
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Predicted bytes of a model as ``load`` would place it, from course_lib.sizing."""
+
+    name: str
+    weights: float
+    kv_cache: float
+    headroom: float
+    naive_4bit: float  # every parameter at exactly 4 bits: the sizing calculator's headline number
+    bf16: float  # every parameter at 16 bits
+
+    @property
+    def total(self) -> float:
+        return self.weights + self.kv_cache + self.headroom
+
+
+def estimate_memory(
+    arch: architectures.TransformerConfig | str,
+    quantized: bool,
+    context_tokens: int = 4096,
+    dtype_bits: int = 16,
+    headroom: float = HEADROOM_BYTES,
+) -> MemoryEstimate:
+    """Bytes ``load`` will need for ``arch`` (a course name or a ``architectures.TransformerConfig``).
+
+    Quantised: bitsandbytes turns only the transformer blocks' linear layers into NF4
+    (``NF4_BITS`` each); the embedding and the LM head stay 16-bit. For the 1.5B model that is
+    most of the difference between the naive "1.78B × 4 bits" and what is measured.
+    """
+    if isinstance(arch, str):
+        arch = published.R1_MODELS[resolve_model(arch)].config
+    total = architectures.param_count(arch)
+    embed = arch.vocab_size * arch.d_model * (1 if arch.tied_embeddings else 2)
+    if quantized:
+        weights = sizing.weight_bytes(embed, 16) + sizing.weight_bytes(total - embed, NF4_BITS)
+    else:
+        weights = sizing.weight_bytes(total, dtype_bits)
+    kv = sizing.kv_cache_bytes(arch, context_tokens)
+    return MemoryEstimate(
+        name=arch.name,
+        weights=weights,
+        kv_cache=kv,
+        headroom=headroom,
+        naive_4bit=sizing.weight_bytes(total, 4),
+        bf16=sizing.weight_bytes(total, 16),
+    )
+
+
+def largest_that_fits(
+    free_bytes: float, quantized: bool = True, context_tokens: int = 4096, dtype_bits: int = 16
+) -> str | None:
+    """The largest supported distill whose estimate fits in ``free_bytes``, or None.
+
+    Like ``sizing.largest_model_that_fits`` but with ``estimate_memory``'s refinements (16-bit
+    embeddings, NF4 block scales, headroom), since this is what ``load`` will actually need.
+    """
+    by_size = sorted(SUPPORTED, key=lambda n: published.R1_MODELS[n].params_total, reverse=True)
+    for name in by_size:
+        if estimate_memory(name, quantized, context_tokens, dtype_bits).total <= free_bytes:
+            return name
+    return None
+
+
+def free_memory(device: torch.device | str) -> float:
+    """Free bytes on ``device``: CUDA's free memory, or the RAM the OS reports available."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return float(free)
+    try:
+        import psutil
+
+        return float(psutil.virtual_memory().available)
+    except ImportError:  # POSIX fallback
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def check_memory(estimate: MemoryEstimate, free_bytes: float, quantized: bool, where: str) -> None:
+    """Raise NotEnoughMemoryError (naming the largest distill that fits) when it will not fit."""
+    if estimate.total <= free_bytes:
+        return
+    best = largest_that_fits(free_bytes, quantized)
+    hint = (
+        f"load(model={best!r}) fits"
+        if best
+        else "no supported distill fits; free memory (restart the runtime) or use a larger GPU "
+        "(Colab: Runtime > Change runtime type > T4 GPU)"
+    )
+    raise NotEnoughMemoryError(
+        f"{estimate.name} needs about {estimate.total / 1e9:.1f} GB on {where} "
+        f"({estimate.weights / 1e9:.1f} GB weights + {estimate.kv_cache / 1e9:.1f} GB KV cache + "
+        f"{estimate.headroom / 1e9:.1f} GB headroom) but only {free_bytes / 1e9:.1f} GB is free. "
+        f"Fix: {hint}; or close other notebooks holding the GPU; or pass a smaller "
+        "context_tokens=."
+    )
+
+
+@contextmanager
+def oom_guard(what: str):
+    """Turn CUDA's out-of-memory error into a NotEnoughMemoryError that says what to do."""
+    try:
+        yield
+    except torch.OutOfMemoryError as err:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        raise NotEnoughMemoryError(
+            f"Out of GPU memory while {what}. Fix: use fewer or shorter completions "
+            "(smaller n / max_new_tokens), load a smaller distill "
+            f"(r1.models.largest_that_fits(r1.models.free_memory('cuda'))), or restart the runtime to free the GPU."
+        ) from err
