@@ -4,8 +4,9 @@ R1-Zero's loop ([R1] §2.2, [DSM] §4.1, Algorithm 1; docs/references.md "GRPO a
 TinySeek policy: each step samples G completions for each of P prompts (temperature, batched,
 KV-cached: :func:`course_lib.sampling.sample`), keeps their log-probabilities under the sampling
 policy and the frozen reference, scores them with rule-based rewards, turns rewards into
-group-relative advantages, and takes ``iterations`` optimizer steps on the clipped objective (so
-the ratio moves away from 1 and the clip matters). The math is :mod:`course_lib.grpo`; this module
+group-relative advantages, and takes ``iterations`` optimizer steps on the clipped objective (μ in
+[DSM] Algorithm 1; with more than one the ratio moves away from 1 and the clip matters, while
+DeepSeekMath's own run made a single update per batch [DSM §4.2]). The math is :mod:`course_lib.grpo`; this module
 is the bookkeeping around it: metrics per step, held-out evaluation, a callback for live plots.
 
 What is simplified, plainly: one process and one device; the "old" policy's log-probabilities are
@@ -56,7 +57,9 @@ class GRPOConfig:
     beta: float = 0.04  # weight of the KL penalty to the reference
     epsilon: float = 0.2  # the clip range
     epsilon_high: float | None = None  # DAPO's wider upper clip; None: = epsilon
-    iterations: int = 2  # μ: optimisation steps on each batch of rollouts
+    # μ: optimisation steps on each batch of rollouts. DeepSeekMath made one ("a single update
+    # following each exploration stage" [DSM §4.2]): the ratio is then 1 and the clip never acts.
+    iterations: int = 2
     scale_rewards: bool = True  # divide by the group std (GRPO); False: Dr. GRPO
     aggregation: str = "grpo"  # "grpo" | "dr_grpo" | "dapo"
     grad_clip: float | None = 1.0
@@ -222,11 +225,17 @@ class GRPOTrainer:
         )  # fmt: skip
 
     # -- one step -------------------------------------------------------------------------------
-    def step(self) -> dict:
-        """One GRPO step: a batch of rollouts, then ``iterations`` clipped updates on it."""
+    def step(self, examples: Sequence | None = None) -> dict:
+        """One GRPO step: a batch of rollouts, then ``iterations`` clipped updates on it.
+
+        ``examples`` are this step's prompts (P of them, each sampled G times); by default the next
+        ``prompts_per_step`` of the shuffled training set. Returns the step's row of metrics.
+        """
         cfg = self.config
         t0 = time.perf_counter()
-        ro = self.rollout(self._next_examples())
+        if examples is not None and not len(examples):
+            raise ValueError("examples is empty; pass this step's prompts, e.g. train_set[:8].")
+        ro = self.rollout(self._next_examples() if examples is None else examples)
         self.last_rollouts = ro
         self.policy.train()
         stats = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "ratio_mean": 0.0}

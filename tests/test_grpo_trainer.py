@@ -107,3 +107,53 @@ def test_trainer_evaluates_and_calls_back():
 def test_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
         grpo_trainer.GRPOConfig(**kwargs)
+
+
+def test_step_takes_the_given_examples_and_leaves_the_shuffle_alone():
+    tok = default_tokenizer()
+    exs = tasks.arithmetic(6, seed=0, digits=1)
+    cfg = grpo_trainer.GRPOConfig(group_size=2, prompts_per_step=2, max_new_tokens=4, seed=3)
+    tr = grpo_trainer.GRPOTrainer(_tiny_model(), tok, exs, cfg)
+    tr.step(exs[4:6])
+    assert tr.last_rollouts.prompts == [exs[4].prompt] * 2 + [exs[5].prompt] * 2
+    assert tr._order == []  # the default draw (a shuffle of the training set) was not touched
+    with pytest.raises(ValueError, match="empty"):
+        tr.step([])
+
+
+def test_one_step_is_rollout_rewards_advantages_loss_and_adamw():
+    """GRPOTrainer.step is exactly: sample G per prompt, log-probs under policy and reference,
+    rewards, group advantages, then `iterations` × (grpo_loss, backward, clip, AdamW)."""
+    from course_lib.sampling import sample
+
+    tok = default_tokenizer()
+    exs = tasks.arithmetic(3, seed=0, digits=1)
+    cfg = grpo_trainer.GRPOConfig(
+        group_size=4, prompts_per_step=3, max_new_tokens=6, lr=1e-2, beta=0.1, iterations=2, seed=5
+    )
+    tr = grpo_trainer.GRPOTrainer(_tiny_model(), tok, exs, cfg)
+    tr.step(exs)
+
+    policy, ref = _tiny_model(), _tiny_model()
+    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    s = sample(policy, tok, [e.prompt for e in exs], 4, 6, 1.0, 1.0, generator=gen, batch_size=None)
+    kw = dict(key_mask=s.key_mask, start=s.prompt_len - 1)
+    with torch.no_grad():
+        old, _ = grpo.token_logprobs(policy, s.ids, **kw)
+        ref_logp, _ = grpo.token_logprobs(ref, s.ids, **kw)
+    answers = [e.answer for e in exs for _ in range(4)]
+    rewards = torch.tensor(
+        [grpo.accuracy_reward("", c, a) + grpo.strict_format_reward("", c) for c, a in zip(s.texts, answers)]
+    )
+    adv = grpo.group_advantages(rewards, 4)
+    torch.testing.assert_close(adv, tr.last_rollouts.advantages)
+    for _ in range(2):
+        logp, _ = grpo.token_logprobs(policy, s.ids, **kw)
+        loss = grpo.grpo_loss(logp, old, adv, s.mask, ref_logp, 0.1, 0.2, None, "grpo", 6).loss
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+        opt.step()
+    for (name, a), b in zip(tr.policy.named_parameters(), policy.parameters()):
+        torch.testing.assert_close(a, b, atol=0, rtol=0, msg=name)
