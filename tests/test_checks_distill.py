@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import torch
 
 from course_lib.checks import distill as checks
@@ -69,6 +70,44 @@ def test_kd_checker_names_each_planted_mistake():
         assert not result.passed, fn
         assert re.search(pattern, result.message), (fn, result.message)
         assert result.hint or pattern == "one number"
+
+
+def kd_times_t(s, t, T):
+    return kd_right(s, t, T) / T
+
+
+def kd_kl_div_mean(s, t, T):
+    p = torch.softmax(t / T, -1)
+    return T**2 * torch.nn.functional.kl_div(torch.log_softmax(s / T, -1), p, reduction="mean")
+
+
+def kd_soft_cross_entropy(s, t, T):
+    p = torch.softmax(t / T, -1)
+    return T**2 * -(p * torch.log_softmax(s / T, -1)).sum(-1).mean()
+
+
+def test_kd_checker_names_t_instead_of_t_squared():
+    result = checks.check_kd_loss(kd_times_t)
+    assert not result.passed and "multiplied by T, not T**2" in result.message
+    assert "T**2" in result.hint
+
+
+@pytest.mark.filterwarnings("ignore:reduction")  # torch warns that 'mean' is not the KL: our point
+def test_kd_checker_names_kl_div_reduction_mean():
+    result = checks.check_kd_loss(kd_kl_div_mean)
+    assert not result.passed and "reduction='mean'" in result.message
+    assert "batchmean" in result.hint
+
+
+def test_kd_checker_explains_soft_cross_entropy_instead_of_rejecting_it():
+    """-sum p log q has the KL's gradient (it differs by the teacher's entropy): explained, passed."""
+    result = checks.check_kd_loss(kd_soft_cross_entropy)
+    assert result.passed
+    assert "soft cross-entropy" in result.message and "gradients" in result.message
+    s, t = torch.randn(3, 5, requires_grad=True), torch.randn(3, 5)
+    (g_ce,) = torch.autograd.grad(kd_soft_cross_entropy(s, t, 2.0), s)
+    (g_kl,) = torch.autograd.grad(kd_right(s, t, 2.0), s)
+    torch.testing.assert_close(g_ce, g_kl)  # the claim the message makes
 
 
 def test_kd_checker_survives_a_crash():

@@ -2,8 +2,10 @@
 
 Each checker runs the learner's function on cases with known answers (computed by
 :mod:`course_lib.distill`), and when the result is wrong it tries the usual mistakes -- the KL in the
-wrong direction, the ``T**2`` factor forgotten, a temperature applied to one side only, an answer
-check that ignores the format -- to say which one was made.
+wrong direction, the ``T**2`` factor forgotten or written as ``T``, a temperature applied to one side
+only, ``kl_div``'s ``reduction='mean'`` (which also averages over the vocabulary), an answer check that
+ignores the format -- to say which one was made. The soft cross-entropy ``-sum p log q`` is not
+rejected: it differs from the KL by the teacher's entropy, a constant, so it trains the same.
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ def _close(a: float, b: float, tol: float = 1e-4) -> bool:
     return abs(a - b) <= tol * max(1.0, abs(b))
 
 
+def _entropy(logits: torch.Tensor, temperature: float) -> float:
+    """mean over rows of the entropy of softmax(logits / T)."""
+    log_p = torch.log_softmax(logits / temperature, -1)
+    return float(-(log_p.exp() * log_p).sum(-1).mean())
+
+
 def _kl(p_logits: torch.Tensor, q_logits: torch.Tensor, tp: float, tq: float) -> float:
     """mean over rows of KL(softmax(p/tp) || softmax(q/tq))."""
     log_p = torch.log_softmax(p_logits / tp, -1)
@@ -52,6 +60,7 @@ def check_kd_loss(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor
 
     The expected value is ``T**2 * mean over the N rows of KL(softmax(teacher/T) || softmax(student/T))``.
     """
+    soft_cross_entropy = 0  # cases where fn gave T**2 * (KL + H(teacher)) instead of T**2 * KL
     for i, (s, t, temperature) in enumerate(_cases()):
         try:
             got = _as_float(fn(s.clone(), t.clone(), temperature))
@@ -69,7 +78,10 @@ def check_kd_loss(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor
         if _close(got, want):
             continue
         t2 = temperature**2
-        n = s.shape[0]
+        n, vocab = s.shape
+        if _close(got, want + t2 * _entropy(t, temperature)):
+            soft_cross_entropy += 1
+            continue
         diagnoses = [
             (
                 t2 * _kl(s, t, temperature, temperature),
@@ -82,6 +94,19 @@ def check_kd_loss(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor
                 "the T**2 factor is missing",
                 "Softening by T shrinks the gradients by 1/T**2; multiply the KL by T**2 "
                 "(Hinton et al., 2015) so the soft loss keeps its size as T changes.",
+            ),
+            (
+                temperature * _kl(t, s, temperature, temperature),
+                "the KL is multiplied by T, not T**2",
+                "Softening by T shrinks the soft term's gradient by about 1/T**2 (for large T), so "
+                "Hinton et al. multiply by T**2: write T**2, not T.",
+            ),
+            (
+                want / vocab,
+                "the KL is also averaged over the vocabulary (kl_div's reduction='mean')",
+                "F.kl_div(..., reduction='mean') divides by every element, rows times vocabulary "
+                "size; the KL sums over the vocabulary. Use reduction='batchmean' (sum, then / N) "
+                "or (p * (log p - log q)).sum(-1).mean().",
             ),
             (
                 t2 * _kl(t, s, 1.0, temperature),
@@ -111,6 +136,13 @@ def check_kd_loss(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor
             f"case {i + 1} (T={temperature}): expected {want:.5f}, got {got:.5f}.",
             "Compute p = softmax(teacher/T), log q = log_softmax(student/T), "
             "KL = (p * (log p - log q)).sum(-1).mean(), and return T**2 * KL.",
+        )
+    if soft_cross_entropy:
+        return passed(
+            "this is the soft cross-entropy T**2 * mean(-sum p log q), not the KL: the two differ by "
+            "T**2 times the teacher's entropy, a constant the student cannot change, so their "
+            "gradients (and the training they drive) are identical. The library reports the KL, "
+            "which is 0 for a student that matches the teacher: write p * (log p - log q) to see that."
         )
     # the equal-inputs case must give zero
     s, _, _ = _cases(1)[0]
