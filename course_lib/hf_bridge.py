@@ -64,7 +64,13 @@ def hf_tokenizer(tokenizer: CharTokenizer | None = None):
         single=f"{BOS} $A", special_tokens=[(BOS, tok.bos_id)]
     )
     return PreTrainedTokenizerFast(
-        tokenizer_object=core, bos_token=BOS, eos_token=EOS, pad_token=PAD
+        tokenizer_object=core,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
+        # No token_type_ids: transformers 4.x's fast tokenizer returns them by default, and a Llama
+        # model's generate() (TRL's rollouts) refuses them.
+        model_input_names=["input_ids", "attention_mask"],
     )
 
 

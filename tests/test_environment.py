@@ -61,3 +61,21 @@ def test_torch_range_admits_2_13():
 def test_ci_calls_make_test():
     text = (ROOT / ".ci" / "run").read_text()
     assert "make test" in text
+
+
+def test_notebook_04_installs_trl_through_the_rl_extra():
+    """Colab gets TRL from the course's `rl` extra, so its floor lives in one place (pyproject.toml:
+    the first TRL with every GRPOConfig argument notebook 04 passes), not in a second pin."""
+    import json
+
+    nb = json.loads((ROOT / "notebooks" / "04_grpo.ipynb").read_text())
+    pips = [
+        line
+        for cell in nb["cells"]
+        if cell["cell_type"] == "code"
+        for line in "".join(cell["source"]).splitlines()
+        if "%pip install" in line
+    ]
+    trl_lines = [line for line in pips if "[rl]" in line or "trl" in line]
+    assert trl_lines and all("inside-deepseek-r1[rl]" in line for line in trl_lines), trl_lines
+    assert "trl>=0.26" in _pyproject_requirements()

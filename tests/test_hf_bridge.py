@@ -19,6 +19,8 @@ def test_hf_tokenizer_matches_ours_and_keeps_the_tags_when_decoding():
     ids = ours.encode(text, add_eos=True) + [ours.pad_id]
     assert hf.decode(ids, skip_special_tokens=True) == text  # TRL decodes this way
     assert len(hf) == ours.vocab_size and hf.pad_token_id == ours.pad_id
+    # what a Llama model's generate() accepts: no token_type_ids (transformers 4.x adds them otherwise)
+    assert set(hf(text)) == {"input_ids", "attention_mask"}
 
 
 def test_to_llama_gives_the_same_logits():
