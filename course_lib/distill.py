@@ -1,10 +1,12 @@
 """Distillation: how DeepSeek-R1's small models were made, in miniature on TinySeek.
 
-The R1 distills ([R1] §2.4, §3.2) were made by *sequence-level* distillation: DeepSeek-R1 (the
-teacher) wrote about 800K samples, the reasoning ones were kept only when their final answer
-checked out and their format was readable (rejection sampling, [R1] §2.3.3), and small dense
-models were fine-tuned on them with plain supervised fine-tuning (SFT) -- no RL, no logits from
-the teacher.
+The R1 distills ([R1] §2.4, §3.2) were made by *sequence-level* distillation on about 800K samples
+from R1's own pipeline: ~600K reasoning samples drawn several times per prompt from the checkpoint at
+the end of R1's reasoning-RL stage and kept only when their answer checked out and their chain of
+thought was readable (rejection sampling, [R1] §2.3.3), plus ~200K non-reasoning samples reusing parts
+of DeepSeek-V3's SFT data. Small dense models were fine-tuned on them with plain supervised
+fine-tuning (SFT) -- no RL (which the paper says could improve them further), no logits from the
+teacher.
 
 This module holds the pieces to run that recipe on the toy world, plus the classic alternative it is
 compared with:
@@ -12,7 +14,8 @@ compared with:
 1. losses -- *logit* knowledge distillation (Hinton et al., "Distilling the Knowledge in a Neural
    Network", 2015; docs/references.md "Distillation"): ``T**2 * KL(teacher_T || student_T)``
    between the temperature-softened distributions, mixed with the hard next-token cross-entropy
-   (:func:`course_lib.train.lm_loss`) by a weight in :func:`distillation_loss`;
+   (:func:`course_lib.train.lm_loss`) by a weight in :func:`distillation_loss`; the teacher's logits
+   are computed on the fly here (they could be precomputed and stored);
 2. rejection sampling -- keep a teacher completion only when its format is valid AND its answer is
    right; report the kept fraction;
 3. the students' training sets, built from the filtered teacher completions with the course's one
@@ -133,7 +136,8 @@ def kd_loss(
     """Logit distillation loss: ``T**2 * mean over kept positions of KL(teacher_T || student_T)``.
 
     Hinton et al. (2015) multiply by ``T**2`` because the gradient of the softened KL scales like
-    ``1/T**2``; the factor keeps the soft term's size comparable to the hard loss as ``T`` changes.
+    ``1/T**2`` (exactly only for large ``T``, [KD] §2.1); the factor keeps the soft term's size
+    roughly comparable to the hard loss as ``T`` changes.
     Positions are kept where ``mask`` is 1, or, when ``labels`` are given instead, where the label
     is not ``IGNORE`` (prompt and padding carry no loss). The teacher is treated as a constant
     (its logits are detached).
