@@ -1,0 +1,100 @@
+"""Run a notebook at full size for several seeds and read its results out of the kernel.
+
+The multi-seed benchmarks of notebooks 03 and 04 (``distill_seeds.py``, ``grpo_seeds.py``) use this:
+each seed is papermill's ``-p SEED s`` on the notebook itself, so the numbers come from the very code a
+learner runs, and one extra cell, the *probe*, prints a JSON summary of the notebook's variables. Also
+the few statistics their tables show (mean, sample standard deviation, range). Needs the test extras
+(papermill); nothing runs on import.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_seed(notebook: Path, seed: int, probe: str, timeout: int = 1800) -> dict:
+    """Execute ``notebook`` at full size with ``SEED = seed``, then ``probe``; return what the
+    probe printed on its last line, parsed as JSON."""
+    import nbformat
+    import papermill
+
+    from tools.notebook_runner import KernelManager
+
+    nb = nbformat.read(notebook, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(probe))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp) / "in.ipynb", Path(tmp) / "out.ipynb"
+        nbformat.write(nb, src)
+        done = papermill.execute_notebook(
+            str(src), str(out), parameters={"FAST": False, "SEED": seed}, kernel_name="python3",
+            cwd=str(notebook.parent), progress_bar=False, execution_timeout=timeout,
+            kernel_manager_class=KernelManager,  # the runner's fix for stalls behind widgets
+        )  # fmt: skip
+    text = "".join(o.get("text", "") for o in done.cells[-1].outputs)
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def code_sha256(notebook: Path) -> str:
+    """A hash of the notebook's code cells: which version of the code the recorded seeds ran."""
+    import hashlib
+
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    code = "\n# cell\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+def run_seeds(notebook: Path, seeds: Sequence[int], probe: str, out: Path) -> dict:
+    """Run every seed in turn (one at a time: each notebook uses one CPU thread) and write ``out``."""
+    sha = code_sha256(notebook)
+    runs = []
+    for seed in seeds:
+        start = time.perf_counter()
+        runs.append(run_seed(notebook, seed, probe) | {"seconds": time.perf_counter() - start})
+        print(f"{notebook.stem}, seed {seed}: {runs[-1]['seconds']:.0f} s", flush=True)
+    machine = f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} when the last seed ended"
+    result = {"notebook": notebook.name, "code_sha256": sha, "machine": machine, "seeds": runs}
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def stats(values: Sequence[float]) -> tuple[float, float, float, float]:
+    """(mean, sample standard deviation, min, max) of ``values``."""
+    n = len(values)
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return mean, sd, min(values), max(values)
+
+
+def spread(values: Sequence[float], scale: float = 1.0, digits: int = 1) -> str:
+    """``mean ± sd (min … max)``, each value times ``scale`` (100 for percentages)."""
+    mean, sd, lo, hi = (scale * v for v in stats(values))
+    return f"{mean:.{digits}f} ± {sd:.{digits}f} ({lo:.{digits}f} … {hi:.{digits}f})"
+
+
+def timing(result: dict) -> str:
+    """One sentence on how long the seeds took, and on what machine."""
+    secs = [s["seconds"] for s in result["seeds"]]
+    return (
+        f"Each seed took {min(secs):.0f}-{max(secs):.0f} s ({result['machine']}; a shared machine, "
+        "so these times say little about the notebook's own speed)."
+    )
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
