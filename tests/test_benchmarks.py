@@ -1,10 +1,13 @@
-"""The recorded benchmark tables are the script's own output for the recorded raw results."""
+"""The recorded benchmark tables are the script's own output for the recorded raw results, and the
+claims notebooks 03 and 04 make hold in every seed their benchmarks recorded."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,3 +64,51 @@ def test_docs_table_rows_come_from_recorded_json():
                     abs(expected / (result["vendor_bandwidth_gbs"] * 1e9) - run["roofline_pct"])
                     < 1e-6
                 )
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebooks 03 and 04 over several seeds: the tables are the scripts' rendering of the recorded
+# JSON, and every claim the notebooks' text makes holds in every recorded seed.
+# ---------------------------------------------------------------------------------------------
+SEED_SCRIPTS = ("distill_seeds", "grpo_seeds")
+
+
+def _seed_script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, json.loads(module.DATA.read_text())
+
+
+@pytest.mark.parametrize("name", SEED_SCRIPTS)
+def test_seed_tables_are_the_scripts_rendering_of_the_recorded_runs(name):
+    module, result = _seed_script(name)
+    assert module.render(result) in (ROOT / "docs" / "benchmarks.md").read_text()
+    assert result["notebook"] == module.NOTEBOOK.name
+
+
+@pytest.mark.parametrize("name", SEED_SCRIPTS)
+def test_what_the_notebook_says_holds_in_every_recorded_seed(name):
+    module, result = _seed_script(name)
+    claims = module.claims(result)
+    assert len(result["seeds"]) >= 3 and len(claims) >= 5
+    assert all(claims.values()), [text for text, ok in claims.items() if not ok]
+
+
+def test_the_claims_can_fail():
+    """Doctored results break the claims they contradict (the checks are not vacuous)."""
+    import copy
+
+    distill, result = _seed_script("distill_seeds")
+    bad = copy.deepcopy(result)
+    acc = bad["seeds"][0]["accuracy"]
+    acc["answers only"], acc["traces (R1 recipe)"] = acc["traces (R1 recipe)"], acc["answers only"]
+    failed = [text for text, ok in distill.claims(bad).items() if not ok]
+    assert any("traces beat answers only" in text for text in failed)
+
+    grpo, result = _seed_script("grpo_seeds")
+    bad = copy.deepcopy(result)
+    hack = bad["seeds"][-1]["hacking"]["naive format reward"]["last"]
+    hack["format"] = hack["naive_format"]  # as if nothing malformed had been paid
+    failed = [text for text, ok in grpo.claims(bad).items() if not ok]
+    assert any("naive format reward is gamed" in text for text in failed)
