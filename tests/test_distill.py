@@ -313,6 +313,31 @@ def test_train_on_with_a_teacher_minimises_distillation_loss():
     assert hist.rows[0]["ce"] == pytest.approx(lm_loss(s_logits, batch.y).item(), rel=1e-6)
 
 
+def test_one_kd_step_is_the_loss_backward_clip_and_adamw():
+    """What notebook 03 does by hand: train_on's first step (warm-up 0) is distillation_loss on the
+    first batch its seed draws, backward, gradient clipping at 1, one AdamW step at lr."""
+    exs = tasks.arithmetic(8, seed=6, digits=1)
+    data = sft_rows(
+        TOK, [e.prompt for e in exs], [formats.format_target(e.answer, e.trace) for e in exs]
+    )
+    teacher = _tiny(10)
+    by_lib, by_hand = _tiny(11), _tiny(11)
+    distill.train_on(
+        by_lib, data, 1, batch_size=4, lr=1e-2, teacher=teacher, temperature=3.0, kd_weight=0.3,
+        seed=5, warmup_steps=0, progress=False,
+    )  # fmt: skip
+    opt = torch.optim.AdamW(by_hand.parameters(), lr=1e-2, weight_decay=0.0)
+    batch = data.batches(4, seed=5)(0)
+    with torch.no_grad():
+        t_logits = teacher(batch.x)
+    loss = distill.distillation_loss(by_hand(batch.x), t_logits, batch.y, 3.0, 0.3)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(by_hand.parameters(), 1.0)
+    opt.step()
+    for (name, a), b in zip(by_lib.named_parameters(), by_hand.parameters()):
+        torch.testing.assert_close(a, b, atol=0, rtol=0, msg=name)
+
+
 def test_next_token_logits_is_the_forward_pass():
     model = _tiny(8)
     logits = distill.next_token_logits(model, TOK, "1+2=<think>")
