@@ -120,6 +120,9 @@ def claims(result: dict) -> dict[str, bool]:
         "Dr. GRPO against GRPO: the accuracy difference changes sign across seeds": flips(
             _change(result, "Dr. GRPO", "accuracy")
         ),
+        "Dr. GRPO against GRPO: the KL difference changes sign across seeds": flips(
+            _change(result, "Dr. GRPO", "kl")
+        ),
         "Dr. GRPO and GRPO answer lengths differ by under half a token in every seed": max(
             abs(d) for d in _change(result, "Dr. GRPO", "length")
         )

@@ -112,3 +112,33 @@ def test_the_claims_can_fail():
     hack["format"] = hack["naive_format"]  # as if nothing malformed had been paid
     failed = [text for text, ok in grpo.claims(bad).items() if not ok]
     assert any("naive format reward is gamed" in text for text in failed)
+
+
+def test_the_claims_that_nothing_holds_can_fail_too():
+    """A method effect steadier than the seed's, or a difference of one sign in every seed, breaks
+    the claims that say the seeds disagree."""
+    import copy
+
+    distill, result = _seed_script("distill_seeds")
+    bad = copy.deepcopy(result)
+    for i, seed in enumerate(bad["seeds"]):  # KD a steady 2 points above traces, one seed below
+        acc = seed["accuracy"]
+        for metric in ("greedy", "pass@1"):
+            step = -0.01 if i == 0 else 0.02
+            acc["logit KD"][metric] = acc["traces (R1 recipe)"][metric] + step
+    failed = [text for text, ok in distill.claims(bad).items() if not ok]
+    assert any("seed moves KD" in text for text in failed), failed
+    bad = copy.deepcopy(result)
+    for seed in bad["seeds"]:  # the unfiltered student behind at pass@1 in every seed
+        acc = seed["accuracy"]
+        acc["unfiltered traces"]["pass@1"] = acc["traces (R1 recipe)"]["pass@1"] - 0.15
+    failed = [text for text, ok in distill.claims(bad).items() if not ok]
+    assert any("not in every seed" in text for text in failed), failed
+
+    grpo, result = _seed_script("grpo_seeds")
+    bad = copy.deepcopy(result)
+    for seed in bad["seeds"]:  # Dr. GRPO's KL above GRPO's in every seed
+        runs = seed["ablations"]
+        runs["Dr. GRPO"]["last"]["kl"] = runs["GRPO"]["last"]["kl"] + 0.05
+    failed = [text for text, ok in grpo.claims(bad).items() if not ok]
+    assert any("Dr. GRPO against GRPO: the KL" in text for text in failed), failed
