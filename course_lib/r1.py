@@ -35,13 +35,13 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from course_lib import sizing
+from course_lib import runtime, sizing
 
 # --------------------------------------------------------------------------------------------------
 # Which models, where from
@@ -338,7 +338,7 @@ def check_bitsandbytes(device: torch.device | str) -> None:
     """Raise BitsAndBytesUnavailableError, naming the fix, if 4-bit loading cannot work on device."""
     device = torch.device(device)
     try:
-        importlib.import_module("bitsandbytes")
+        runtime.import_bitsandbytes()  # without its notice about an optional CPU kernel
     except ImportError as err:
         raise BitsAndBytesUnavailableError(
             "4-bit loading needs bitsandbytes, which is not installed. Fix: `pip install "
@@ -493,7 +493,9 @@ def load(
     target = source
     try:
         tokenizer = AutoTokenizer.from_pretrained(target, **common)
-        with oom_guard(f"loading {name}"):
+        # a stand-in loads in a blink: no progress bar left behind on screen
+        bars = runtime.quiet_progress_bars() if stand_in else nullcontext()
+        with oom_guard(f"loading {name}"), bars:
             lm = AutoModelForCausalLM.from_pretrained(target, **kwargs)
     except OSError as err:
         if path is not None:
@@ -964,7 +966,7 @@ def thinking_budget_run(
     from tqdm.auto import tqdm
 
     results: list[BudgetAnswer] = []
-    for budget in tqdm(list(budgets), desc="thinking budgets", disable=not progress):
+    for budget in tqdm(list(budgets), desc="thinking budgets", disable=not progress, leave=False):
         results += answer_with_budget(lm, problems, int(budget), max_answer_tokens, seed=seed)
     return results
 
@@ -1116,7 +1118,8 @@ def build_stand_in(
     model.generation_config.do_sample = True
     model.generation_config.temperature = TEMPERATURE
     model.generation_config.top_p = TOP_P
-    model.save_pretrained(folder, safe_serialization=True)
+    with runtime.quiet_progress_bars():  # a few kilobytes: no bar left on screen
+        model.save_pretrained(folder, safe_serialization=True)
     tok.save_pretrained(folder)
     marker = {
         "name": "R1 stand-in (tiny random Qwen2)"
