@@ -72,3 +72,25 @@ def test_an_html_export_shows_the_copy_only_without_widget_state(widget_state):
     page, _ = HTMLExporter().from_notebook_node(nb)
     assert ("bars for n=2" in page) != widget_state
     assert (box.model_id in page) == widget_state
+
+
+def test_figures_set_up_plotlys_renderer_once(monkeypatch):
+    """Under plotly's "notebook" renderer (HTML exports) each set-up embeds plotly.js (4.6 MB):
+    building display data for many figures must embed it once, not once per figure."""
+    import plotly.io as pio
+    from IPython.core.displaypub import CapturingDisplayPublisher
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    monkeypatch.setattr(shell, "display_pub", CapturingDisplayPublisher())
+    before = pio.renderers.default
+    pio.renderers.default = "plotly_mimetype+notebook"
+    try:
+        bundles = [base.figure_bundle(_bar(f"figure {i}")) for i in range(3)]
+        html = base.figure_html(_bar("one more"))
+    finally:
+        pio.renderers.default = before
+        InteractiveShell.clear_instance()
+    assert all(PLOTLY in b and "text/html" in b for b in bundles) and "one more" in html
+    embedded = [o for o in shell.display_pub.outputs if "plotly.js v" in str(o["data"])]
+    assert len(embedded) <= 1

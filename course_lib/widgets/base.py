@@ -32,18 +32,29 @@ NO_WIDGETS_NOTE = (
 
 
 def figure_bundle(item: Item) -> dict:
-    """The display data of one figure (what plotly's current renderer shows) or HTML snippet."""
+    """The display data of one figure (what plotly shows for it here) or HTML snippet.
+
+    Built as ``plotly.io.show`` builds it (the default renderers, each set up once), not through
+    ``Figure._repr_mimebundle_``, which names the renderers explicitly and so sets them up on
+    every call: under the "notebook" renderer (HTML exports) that embedded plotly.js, 4.6 MB,
+    once per figure.
+    """
     if isinstance(item, str):
         return {"text/html": item}
-    data = item._repr_mimebundle_()  # the current renderer's choice (JupyterLab: plotly's JSON)
+    build = getattr(pio.renderers, "_build_mime_bundle", None)
+    data = build(item.to_dict()) if build else item._repr_mimebundle_()
     if not data:  # no notebook renderer here (a script, a test): plotly's JSON all the same
         data = pio.renderers["plotly_mimetype"].to_mimebundle(item.to_dict())
     return data
 
 
 def figure_html(item: Item) -> str:
-    """HTML for one figure or snippet, for pages without widgets (plotly's own ``_repr_html_``)."""
-    return item if isinstance(item, str) else item._repr_html_()
+    """HTML for one figure or snippet, for pages without widgets: the renderer's own HTML where
+    it makes one (an HTML export, Colab), else a self-contained figure loading plotly.js."""
+    if isinstance(item, str):
+        return item
+    data = figure_bundle(item)
+    return data.get("text/html") or item.to_html(full_html=False, include_plotlyjs="cdn")
 
 
 def replace_output(out: W.Output, items: Sequence[Item]) -> None:

@@ -16,7 +16,16 @@ from pathlib import Path
 import pytest
 
 from tests.browser import contact_sheet, dom_checks
-from tests.browser.lab import HOW_TO_ENABLE, ROOT, LabServer, chromium_args, find_chromium, in_ci
+from tests.browser.lab import (
+    HOW_TO_ENABLE,
+    NO_PLAYWRIGHT,
+    ROOT,
+    LabServer,
+    chromium_args,
+    find_chromium,
+    in_ci,
+    playwright_installed,
+)
 from tests.browser.notebook_page import ControlResult, NotebookPage
 
 SHOTS = Path(os.environ.get("COURSE_SHOTS") or ROOT / "build" / "shots")
@@ -57,7 +66,7 @@ def pytest_collection_modifyitems(config, items):
     browser_items = [item for item in items if "browser" in item.keywords]
     if not browser_items or in_ci() or _chromium():
         return
-    skip = pytest.mark.skip(reason=HOW_TO_ENABLE)
+    skip = pytest.mark.skip(reason=HOW_TO_ENABLE if playwright_installed() else NO_PLAYWRIGHT)
     for item in browser_items:
         item.add_marker(skip)
 
@@ -66,7 +75,8 @@ def pytest_collection_modifyitems(config, items):
 def chromium_path() -> str:
     path = _chromium()
     if path is None:  # only reached under CI=true: a missing browser is a failure there
-        pytest.fail(f"CI=true but {HOW_TO_ENABLE}. `.ci/run` installs Debian's chromium package.")
+        why = HOW_TO_ENABLE if playwright_installed() else NO_PLAYWRIGHT
+        pytest.fail(f"CI=true but {why}. `.ci/run` installs Debian's chromium package.")
     return path
 
 
@@ -95,7 +105,7 @@ def _notebook_hashes() -> dict[Path, str]:
 
 
 @pytest.fixture(scope="session")
-def visit(lab, browser):
+def visit(chromium_path, lab, browser):
     """``visit(name)``: the notebook's :class:`Visit`, made on first use and cached."""
     before = _notebook_hashes()
 

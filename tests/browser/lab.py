@@ -42,14 +42,26 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
+NO_PLAYWRIGHT = (
+    "Playwright is not installed, so the browser tests cannot run: `make install-test` "
+    "(or `pip install playwright`)"
+)
+
+
+def playwright_installed() -> bool:
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def find_chromium() -> str | None:
     """A Chromium to drive: ``COURSE_CHROMIUM``, a system Chromium/Chrome, or Playwright's own.
 
     Returns the executable's path, or None when there is none (or Playwright is not installed).
     """
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
+    if not playwright_installed():
         return None
     explicit = os.environ.get("COURSE_CHROMIUM")
     if explicit:
