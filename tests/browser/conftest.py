@@ -126,8 +126,10 @@ def _visit(name: str, lab: LabServer, browser) -> Visit:
     result = Visit(name, problems={})
     try:
         nb.open(lab)
-        result.run_all_s = nb.run_all()
-        result.problems = dom_checks.problems(dom_checks.page_report(page))
+        try:
+            result.run_all_s = nb.run_all()
+        finally:  # what the page shows, even when Run All stopped at an error
+            result.problems = dom_checks.problems(dom_checks.page_report(page))
         nb.shoot_outputs()
         for cell, area in nb.widget_areas():
             moved, stuck = nb.exercise_controls(cell, area)

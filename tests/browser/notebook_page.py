@@ -135,8 +135,12 @@ class NotebookPage:
         self.page.locator(".lm-MenuBar-item", has_text="Run").first.click()
         self.page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
         time.sleep(1.0)
-        self.wait_idle(timeout=timeout)
+        # Done when nothing is queued any more; an error stops Run All with cells left unrun.
+        self.wait_idle(timeout=timeout, need_all_run=False)
         self.wait_for_figures()
+        unrun = self.status()["unrun"]
+        if unrun:
+            raise AssertionError(f"{self.name}: Run All stopped with {unrun} code cells not run")
         return time.monotonic() - start
 
     def wait_for_figures(self, timeout: float = 60) -> None:
