@@ -23,7 +23,7 @@ STATUS_JS = """() => {
     .map(e => e.textContent.trim());
   return {status: ind && ind.getAttribute('data-status'),
           running: prompts.filter(p => p.includes('*')).length,
-          unrun: prompts.filter(p => !/\\d/.test(p)).length};
+          unrun: prompts.filter(p => !/\\d/.test(p)).length, total: prompts.length};
 }"""
 
 # Everything under a widget output that is *output* (figures, Output widgets, HTML widgets), not
@@ -107,10 +107,24 @@ class NotebookPage:
         self.console.append(text)
 
     # -- opening and running ---------------------------------------------------------------
-    def open(self, lab, timeout: float = 120) -> None:
+    def open(self, lab, timeout: float = 180) -> None:
+        """Open the notebook and wait until its kernel has started and is idle (asked of the
+        server: before the kernel connects, the page's indicator may already read 'idle')."""
         ws = re.sub(r"\W", "", self.name)
         self.page.goto(lab.url(f"lab/workspaces/{ws}/tree/{self.name}.ipynb", reset=""))
         self.page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=timeout * 1000)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = [
+                s["kernel"]["execution_state"]
+                for s in lab.api("GET", "api/sessions") or []
+                if s.get("path", "").endswith(f"{self.name}.ipynb") and s.get("kernel")
+            ]
+            if states == ["idle"]:
+                break
+            time.sleep(0.5)
+        else:
+            raise TimeoutError(f"{self.name}: no idle kernel after {timeout} s")
         self.wait_idle(timeout=timeout, need_all_run=False)
 
     def status(self) -> dict:
@@ -130,10 +144,27 @@ class NotebookPage:
             time.sleep(0.25)
         raise TimeoutError(f"{self.name}: kernel still busy after {timeout} s: {self.status()}")
 
-    def run_all(self, timeout: float = 600) -> float:
-        start = time.monotonic()
+    def _click_run_all(self) -> None:
         self.page.locator(".lm-MenuBar-item", has_text="Run").first.click()
         self.page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
+
+    def run_all(self, timeout: float = 600) -> float:
+        start = time.monotonic()
+        self._click_run_all()
+        # Run All has started once a cell is queued or has run; on a busy machine the first
+        # request can be lost while the kernel connects: ask once more.
+        for attempt in range(2):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                s = self.status()
+                if s["running"] or s["unrun"] < s["total"]:
+                    break
+                time.sleep(0.25)
+            else:
+                if attempt == 0:
+                    self._click_run_all()
+                    continue
+            break
         time.sleep(1.0)
         # Done when nothing is queued any more; an error stops Run All with cells left unrun.
         self.wait_idle(timeout=timeout, need_all_run=False)
