@@ -245,8 +245,9 @@ def examples_table(
     )
     fig.update_layout(
         title=title or None,
-        # every row in view: margins + header + rows, a few pixels spare (no inner scrollbar)
-        height=(40 if title else 10) + 10 + 30 + 28 * len(rows) + 8,
+        # every row in view (no inner scrollbar): margins + header + rows, each row 28 px plus
+        # its 2 px of lines, a few pixels spare
+        height=(40 if title else 10) + 10 + 32 + 30 * len(rows) + 8,
         margin=dict(l=10, r=10, t=40 if title else 10, b=10),
     )
     return fig
