@@ -15,11 +15,12 @@ LAB_ARGS ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 PYTEST_ARGS ?=
 
-.PHONY: lab test lint install install-test clean help
+.PHONY: lab test lint shots install install-test clean help
 
 help:
 	@echo "make lab    open the course in JupyterLab (installs into $(VENV) on first run)"
-	@echo "make test   run the whole test suite, notebooks included"
+	@echo "make test   run the whole test suite, notebooks and browser included"
+	@echo "make shots  screenshots of every notebook in JupyterLab and a contact sheet (build/shots/)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +48,11 @@ lint: $(VENV)/.installed-test
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The browser tests alone: every notebook run in JupyterLab in headless Chromium, every control
+# moved; screenshots and a contact sheet go to $COURSE_SHOTS (default build/shots/index.html).
+shots: $(VENV)/.installed-test
+	$(BIN)/python -m pytest tests/browser $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache course_lib.egg-info *.egg-info

@@ -267,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
             from nbconvert import HTMLExporter
 
             args.html.mkdir(parents=True, exist_ok=True)
+            # Without saved widget state nbconvert shows each dashboard's own static copy.
+            nb.metadata.pop("widgets", None)
             body, _ = HTMLExporter().from_notebook_node(nb)
             (args.html / f"{path.stem}.html").write_text(body, encoding="utf-8")
     print(format_table(results))

@@ -130,7 +130,7 @@ def thinking_budget_run(
     from tqdm.auto import tqdm
 
     results: list[BudgetAnswer] = []
-    for budget in tqdm(list(budgets), desc="thinking budgets", disable=not progress):
+    for budget in tqdm(list(budgets), desc="thinking budgets", disable=not progress, leave=False):
         results += answer_with_budget(lm, problems, int(budget), max_answer_tokens, seed=seed)
     return results
 

@@ -16,12 +16,13 @@ import dataclasses
 import importlib
 import json
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from course_lib import published
+from course_lib import published, runtime
 from course_lib.r1.models import (
     DEFAULT_MODEL,
     HEADROOM_BYTES,
@@ -85,7 +86,7 @@ def check_bitsandbytes(device: torch.device | str) -> None:
     """Raise BitsAndBytesUnavailableError, naming the fix, if 4-bit loading cannot work on device."""
     device = torch.device(device)
     try:
-        importlib.import_module("bitsandbytes")
+        runtime.import_bitsandbytes()  # without its notice about an optional CPU kernel
     except ImportError as err:
         raise BitsAndBytesUnavailableError(
             "4-bit loading needs bitsandbytes, which is not installed. Fix: `pip install "
@@ -240,7 +241,9 @@ def load(
     target = source
     try:
         tokenizer = AutoTokenizer.from_pretrained(target, **common)
-        with oom_guard(f"loading {name}"):
+        # a stand-in loads in a blink: no progress bar left behind on screen
+        bars = runtime.quiet_progress_bars() if stand_in else nullcontext()
+        with oom_guard(f"loading {name}"), bars:
             lm = AutoModelForCausalLM.from_pretrained(target, **kwargs)
     except OSError as err:
         if path is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from course_lib import runtime
 from course_lib.data import Batch, sft_rows_from_ids
 from course_lib.formats import THINK, THINK_END
 from course_lib.r1.chat import TEMPERATURE, TOP_P, chat_prompt, math_question
@@ -132,7 +133,8 @@ def build(
     model.generation_config.do_sample = True
     model.generation_config.temperature = TEMPERATURE
     model.generation_config.top_p = TOP_P
-    model.save_pretrained(folder, safe_serialization=True)
+    with runtime.quiet_progress_bars():  # a few kilobytes: no bar left on screen
+        model.save_pretrained(folder, safe_serialization=True)
     tok.save_pretrained(folder)
     marker = {
         "name": "R1 stand-in (tiny random Qwen2)",
