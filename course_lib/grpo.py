@@ -55,12 +55,13 @@ def accuracy_reward(prompt: str, completion: str, answer: str) -> float:
     """1.0 when the answer inside ``<answer>…</answer>`` is right, else 0.0 (R1 §2.2.2).
 
     Uses the course's answer checker (:func:`course_lib.formats.check_answer`), so the completion
-    must put its final answer inside the answer tags; text elsewhere is never graded.
+    must put its final answer inside the answer tags, after the thinking; text elsewhere, and an
+    answer block inside ``<think>…</think>``, is never graded. A completion that is not text scores
+    0.0; a missing or empty reference ``answer`` is a mistake in the data and raises ValueError.
     """
-    try:
-        return 1.0 if check_answer(completion, answer) else 0.0
-    except Exception:  # a reward must never crash a training run on odd text
+    if not isinstance(completion, str):
         return 0.0
+    return 1.0 if check_answer(completion, answer) else 0.0
 
 
 def strict_format_reward(prompt: str, completion: str, answer: str | None = None) -> float:
