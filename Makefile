@@ -14,12 +14,16 @@ LAB_ARGS ?=
 # Jupyter refuses to run as root (containers, CI) unless told to.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 PYTEST_ARGS ?=
+# The lowest-versions run: a fresh venv with the LOWER bound of every range in pyproject.toml.
+LOWEST_PYTHON ?= python3.11
+LOWEST_VENV ?= .venv-lowest
 
-.PHONY: lab test lint install install-test clean help
+.PHONY: lab test test-lowest lint install install-test clean help
 
 help:
 	@echo "make lab    open the course in JupyterLab (installs into $(VENV) on first run)"
 	@echo "make test   run the whole test suite, notebooks included"
+	@echo "make test-lowest  the same tests with the lowest versions pyproject.toml allows"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,5 +52,19 @@ lint: $(VENV)/.installed-test
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Proves the lower bounds: installs exactly the lowest version of every dependency range (and
+# extra) of pyproject.toml into a fresh $(LOWEST_VENV), checks that is what got installed, then runs
+# the unit tests and the FAST notebooks (not the lint: old ruff releases read code differently).
+test-lowest:
+	rm -rf $(LOWEST_VENV)
+	$(LOWEST_PYTHON) -m venv $(LOWEST_VENV)
+	$(LOWEST_VENV)/bin/python -m pip install --quiet --upgrade pip packaging
+	$(LOWEST_VENV)/bin/python tools/lowest_requirements.py > $(LOWEST_VENV)/lowest.txt
+	$(LOWEST_VENV)/bin/python -m pip install --quiet -r $(LOWEST_VENV)/lowest.txt
+	$(LOWEST_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	$(LOWEST_VENV)/bin/python -m pip check
+	$(LOWEST_VENV)/bin/python tools/lowest_requirements.py --check
+	$(LOWEST_VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache course_lib.egg-info *.egg-info
+	rm -rf $(VENV) $(LOWEST_VENV) .pytest_cache .ruff_cache course_lib.egg-info *.egg-info
