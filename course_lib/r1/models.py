@@ -7,6 +7,10 @@ arithmetic of :mod:`course_lib.sizing`, refined for how bitsandbytes stores NF4 
 linear layers are quantised, the embeddings and LM head stay 16-bit), plus the KV cache and some
 headroom. A model that does not fit raises :class:`NotEnoughMemoryError` naming one that does.
 
+Units: every memory argument and result here is in **bytes**, as in :mod:`course_lib.sizing` (pass
+``torch.cuda.mem_get_info``'s numbers as they are; ``15 * sizing.GB`` for 15 GB). GB appear only in
+messages.
+
 Simplified: the headroom is a flat assumption, not a measurement of activations.
 """
 
