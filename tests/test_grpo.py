@@ -345,3 +345,20 @@ def test_loss_matches_trl(aggregation):
     ours.loss.backward()
     theirs.backward()
     torch.testing.assert_close(ours_lp.grad, trl_lp.grad)
+
+
+def test_the_math_refuses_values_that_would_change_it_silently():
+    logp = torch.zeros(2, 3)
+    adv, mask = torch.tensor([1.0, -1.0]), torch.ones(2, 3)
+    with pytest.raises(ValueError, match="beta must be a finite number"):  # NaN used to drop the KL
+        grpo.grpo_loss(logp, logp, adv, mask, logp, beta=float("nan"))
+    with pytest.raises(ValueError, match="epsilon_high must be > 0"):
+        grpo.grpo_loss(logp, logp, adv, mask, beta=0.0, epsilon_high=-0.5)
+    with pytest.raises(ValueError, match="epsilon must be a finite number"):
+        grpo.clipped_surrogate(torch.ones(2), torch.ones(2), epsilon=float("nan"))
+    with pytest.raises(ValueError, match=r"epsilon must be in \(0, 1\)"):
+        grpo.clipped_surrogate(torch.ones(2), torch.ones(2), epsilon=1.5)
+    with pytest.raises(ValueError, match="rewards hold NaN"):
+        grpo.group_advantages(torch.tensor([1.0, float("nan")]), 2)
+    with pytest.raises(ValueError, match="group_size must be a whole number"):
+        grpo.group_advantages(torch.tensor([1.0, 0.0]), 2.5)
