@@ -304,3 +304,17 @@ def quiet_progress_bars():
     finally:
         if was_on:
             hf_logging.enable_progress_bar()
+
+
+def hub_telemetry_off() -> None:
+    """Turn Hugging Face telemetry off for this process (``HF_HUB_DISABLE_TELEMETRY=1``).
+
+    TRL's trainers and huggingface_hub send usage pings from a background thread unless told not
+    to; the course calls this wherever it uses the hub libraries (:mod:`course_lib.hf_bridge`,
+    :func:`course_lib.r1.loader.load`), so a learner's runs report nothing. huggingface_hub reads
+    the variable once, on import, so an already imported copy is switched off as well.
+    """
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        constants.HF_HUB_DISABLE_TELEMETRY = True

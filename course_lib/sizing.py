@@ -13,11 +13,15 @@ What is simplified, plainly:
   * Decode speed is an upper bound from memory bandwidth: a batch-1 token reads every active weight
     (and the KV cache) once. Real kernels reach a fraction of it.
 
-Units: GB = 1e9 bytes, GB/s = 1e9 bytes per second (vendor convention). Nothing runs on import.
+Units: every memory argument and result is in **bytes** (so is ``r1.models``'s memory check); GB =
+1e9 bytes, used only for display and the published specs' ``*_gb`` fields, and GB/s = 1e9 bytes
+per second (vendor convention). Every argument is checked (:mod:`course_lib.validate`): a finite
+number in range, or a ValueError that says what to pass. Nothing runs on import.
 """
 
 from __future__ import annotations
 
+from course_lib import validate
 from course_lib.architectures import CONFIGS, TransformerConfig, config_kv_elements_per_token
 from course_lib.published import (
     GPU,
@@ -37,21 +41,37 @@ GB = 1e9
 BITS_CHOICES: tuple[float, ...] = (16, 8, 4, 1.58)
 
 
-def _check_nonneg(name: str, value: float, fix: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}; {fix}") from None
-    if v != v or v < 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}; {fix}")
-    return v
+def _nonneg(name: str, value, fix: str) -> float:
+    return validate.number(name, value, fix, low=0)
 
 
-def _check_pos(name: str, value: float, fix: str) -> float:
-    v = _check_nonneg(name, value, fix)
-    if v == 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}; {fix}")
-    return v
+def _pos(name: str, value, fix: str) -> float:
+    return validate.number(name, value, fix, low=0, low_open=True)
+
+
+def _bits(bits) -> float:
+    """Bits per weight: 32 (fp32) down to 0.5 (codebook quantisers go below 1); 1.58 is ternary."""
+    return validate.number(
+        "bits", bits, "pass bits per weight, e.g. 16, 8, 4 or 1.58.", low=0.5, high=32
+    )
+
+
+def _tokens(context_tokens) -> int:
+    return validate.number(
+        "context_tokens", context_tokens, "pass a token count such as 4096.", low=0, integer=True
+    )
+
+
+def _batch(batch) -> int:
+    return validate.number(
+        "batch", batch, "pass the number of sequences, e.g. 1.", low=1, integer=True
+    )
+
+
+def _kv_bytes_per_element(value, name: str = "bytes_per_element") -> float:
+    return validate.number(
+        name, value, "use 2 for bf16/fp16, 1 for fp8, 0.5 for 4-bit.", low=0.125, high=8
+    )
 
 
 def get_gpu(gpu: str | GPU) -> GPU:
@@ -88,10 +108,8 @@ def training_cost(
     gpu_hours: float, price_per_gpu_hour: float = V3_RENTAL_PRICE_PER_GPU_HOUR
 ) -> float:
     """Rental cost in dollars: GPU-hours x price per GPU-hour."""
-    h = _check_nonneg("gpu_hours", gpu_hours, "pass the GPU-hours, e.g. 2_788_000.")
-    p = _check_nonneg(
-        "price_per_gpu_hour", price_per_gpu_hour, "pass dollars per GPU-hour, e.g. 2.0."
-    )
+    h = _nonneg("gpu_hours", gpu_hours, "pass the GPU-hours, e.g. 2_788_000.")
+    p = _nonneg("price_per_gpu_hour", price_per_gpu_hour, "pass dollars per GPU-hour, e.g. 2.0.")
     return h * p
 
 
@@ -117,25 +135,23 @@ def training_flops(n_active_params: float, n_tokens: float) -> float:
 
     For an MoE, N is the parameters *activated* per token (37B for V3), not the total (671B).
     """
-    n = _check_pos("n_active_params", n_active_params, "pass e.g. 37e9 for DeepSeek-V3.")
-    d = _check_pos("n_tokens", n_tokens, "pass e.g. 14.8e12 for DeepSeek-V3's pre-training.")
+    n = _pos("n_active_params", n_active_params, "pass e.g. 37e9 for DeepSeek-V3.")
+    d = _pos("n_tokens", n_tokens, "pass e.g. 14.8e12 for DeepSeek-V3's pre-training.")
     return 6.0 * n * d
 
 
 def implied_utilisation(flops: float, gpu_hours: float, peak_tflops: float) -> float:
     """Fraction of peak the GPUs must have sustained: flops / (GPU-seconds x peak FLOP/s)."""
-    f = _check_nonneg(
-        "flops", flops, "pass the training FLOPs, e.g. training_flops(37e9, 14.8e12)."
-    )
-    h = _check_pos("gpu_hours", gpu_hours, "pass the GPU-hours spent, e.g. 2_664_000.")
-    p = _check_pos("peak_tflops", peak_tflops, "pass a GPU's peak, e.g. sizing.H800.fp8_tflops.")
+    f = _nonneg("flops", flops, "pass the training FLOPs, e.g. training_flops(37e9, 14.8e12).")
+    h = _pos("gpu_hours", gpu_hours, "pass the GPU-hours spent, e.g. 2_664_000.")
+    p = _pos("peak_tflops", peak_tflops, "pass a GPU's peak, e.g. sizing.H800.fp8_tflops.")
     return f / (h * 3600.0 * p * 1e12)
 
 
 def wall_clock_days(gpu_hours: float, n_gpus: int = V3_CLUSTER_GPUS) -> float:
     """Days the run takes on ``n_gpus`` GPUs working in parallel."""
-    h = _check_nonneg("gpu_hours", gpu_hours, "pass the GPU-hours, e.g. 2_664_000.")
-    n = _check_pos("n_gpus", n_gpus, "pass the cluster size, e.g. 2048.")
+    h = _nonneg("gpu_hours", gpu_hours, "pass the GPU-hours, e.g. 2_664_000.")
+    n = validate.number("n_gpus", n_gpus, "pass the cluster size, e.g. 2048.", low=1, integer=True)
     return h / n / 24.0
 
 
@@ -146,9 +162,8 @@ def wall_clock_days(gpu_hours: float, n_gpus: int = V3_CLUSTER_GPUS) -> float:
 
 def weight_bytes(n_params: float, bits: float) -> float:
     """Bytes to hold ``n_params`` weights at ``bits`` bits each: n · bits / 8."""
-    n = _check_nonneg("n_params", n_params, "pass a parameter count such as 1.78e9.")
-    b = _check_pos("bits", bits, "pass bits per weight, e.g. 16, 8, 4 or 1.58.")
-    return n * b / 8.0
+    n = _nonneg("n_params", n_params, "pass a parameter count such as 1.78e9.")
+    return n * _bits(bits) / 8.0
 
 
 def kv_cache_bytes(
@@ -173,9 +188,7 @@ def kv_cache_bytes(
         per_token = config_kv_elements_per_token(CONFIGS[model])
     else:
         per_token = get_model(model).kv_elements_per_token
-    t = _check_nonneg("context_tokens", context_tokens, "pass a token count such as 4096.")
-    b = _check_nonneg("batch", batch, "pass the number of sequences, e.g. 1.")
-    e = _check_pos("bytes_per_element", bytes_per_element, "use 2 for bf16/fp16, 1 for fp8.")
+    t, b, e = _tokens(context_tokens), _batch(batch), _kv_bytes_per_element(bytes_per_element)
     return per_token * t * b * e
 
 
@@ -188,6 +201,7 @@ def memory_bytes(
 ) -> float:
     """Weights at ``bits`` plus the KV cache for ``context_tokens`` (see the module's caveats)."""
     spec = get_model(model)
+    _kv_bytes_per_element(kv_bytes_per_element, "kv_bytes_per_element")
     return weight_bytes(spec.params_total, bits) + kv_cache_bytes(
         spec, context_tokens, batch, kv_bytes_per_element
     )
@@ -230,8 +244,9 @@ def decode_tokens_per_s(
     if isinstance(bandwidth_gbs, (str, GPU)):
         bw = get_gpu(bandwidth_gbs).bandwidth_gbs
     else:
-        bw = _check_pos("bandwidth_gbs", bandwidth_gbs, "pass GB/s, e.g. 960, or a GPU name.")
+        bw = _pos("bandwidth_gbs", bandwidth_gbs, "pass GB/s, e.g. 960, or a GPU name.")
     spec = get_model(model)
+    _kv_bytes_per_element(kv_bytes_per_element, "kv_bytes_per_element")
     per_token = weight_bytes(spec.params_active, bits) + kv_cache_bytes(
         spec, context_tokens, 1, kv_bytes_per_element
     )
@@ -239,21 +254,33 @@ def decode_tokens_per_s(
 
 
 def largest_model_that_fits(
-    memory_gb: float,
+    free_bytes: float,
     bits: float = 4,
     context_tokens: int = 0,
     candidates: list[str] | None = None,
 ) -> str | None:
-    """The largest R1 model (by total parameters) whose weights + KV cache fit in ``memory_gb``.
+    """The largest R1 model (by total parameters) whose weights + KV cache fit in ``free_bytes``.
 
-    ``candidates`` restricts the choice (e.g. the distills a notebook can load); ``None`` if none fits.
-    Use it with the free VRAM ``torch.cuda.mem_get_info`` reports (convert bytes to GB with /1e9).
+    ``free_bytes`` is in bytes, like every memory argument in the course: pass what
+    ``torch.cuda.mem_get_info`` reports, or ``15 * sizing.GB`` for 15 GB. ``candidates`` restricts
+    the choice (e.g. the distills a notebook can load); ``None`` if none fits.
     """
-    mem = _check_pos("memory_gb", memory_gb, "pass the free memory in GB, e.g. 15.")
+    mem = free_memory_bytes(free_bytes)
     names = list(R1_MODELS) if candidates is None else list(candidates)
     specs = [get_model(n) for n in names]
-    fitting = [s for s in specs if memory_bytes(s, bits, context_tokens) <= mem * GB]
+    fitting = [s for s in specs if memory_bytes(s, bits, context_tokens) <= mem]
     return max(fitting, key=lambda s: s.params_total).name if fitting else None
+
+
+def free_memory_bytes(free_bytes, name: str = "free_bytes") -> float:
+    """Check a free-memory argument: bytes, finite, and not a number of GB passed by mistake."""
+    mem = _nonneg(name, free_bytes, "pass the free memory in bytes, e.g. 15 * sizing.GB for 15 GB.")
+    if 0 < mem < 1e6:
+        raise ValueError(
+            f"{name}={free_bytes!r} is less than a megabyte: memory is passed in bytes in the "
+            f"course. Fix: for {free_bytes} GB pass {free_bytes} * sizing.GB ({mem * GB:.0e})."
+        )
+    return mem
 
 
 def sizing_table(
@@ -303,7 +330,7 @@ def required_host_bandwidth_gbs(
     share alone already takes longer than the time budget per token.
     """
     spec, g = get_model(model), get_gpu(gpu)
-    tps = _check_pos("tokens_per_s", tokens_per_s, "pass a target speed, e.g. 4.")
+    tps = _pos("tokens_per_s", tokens_per_s, "pass a target speed, e.g. 4.")
     on_gpu, on_host = offload_split(spec, bits, g)
     host_share = on_host / (on_gpu + on_host)
     active = weight_bytes(spec.params_active, bits)

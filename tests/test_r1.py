@@ -513,6 +513,7 @@ def recorded_hub(stand_in_dir, monkeypatch):
 
     monkeypatch.setattr(AutoTokenizer, "from_pretrained", tok)
     monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", model)
+    monkeypatch.setattr(loader, "_hub_reachable", lambda timeout=5.0: None)  # "the hub answers"
     return calls
 
 
@@ -548,3 +549,133 @@ def test_cuda_branch_on_a_t4_asks_for_nf4_with_fp16(recorded_hub, monkeypatch):
     assert q.bnb_4bit_compute_dtype == torch.float16 and m["dtype"] == torch.float16
     assert m["device_map"] == {"": 0} and m["revision"] == models.REVISIONS[models.DEFAULT_MODEL]
     assert loaded.quantized and loaded.device.type == "cuda" and loaded.notice == ""
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs that fail clearly (issue 15): course messages instead of foreign stack traces
+# --------------------------------------------------------------------------------------------------
+
+
+def _copy(stand_in_dir, tmp_path, name="copy"):
+    import shutil
+
+    return shutil.copytree(stand_in_dir, tmp_path / name)
+
+
+def test_load_refuses_a_quantize_it_does_not_know(stand_in_dir):
+    for bad in ("no", "nf4", 0, None):
+        with pytest.raises(ValueError, match="quantize="):
+            loader.load(path=stand_in_dir, quantize=bad, verbose=False)
+    with pytest.raises(ValueError, match="'cpu' or 'cuda'"):
+        loader.load(path=stand_in_dir, device="gpu", verbose=False)
+    with pytest.raises(ValueError, match="context_tokens must be a whole number"):
+        loader.load(path=stand_in_dir, context_tokens=1.5, verbose=False)
+    with pytest.raises(ValueError, match=r"\* sizing.GB"):
+        loader.load(path=stand_in_dir, free_memory_bytes=15, verbose=False)  # GB, not bytes
+
+
+@pytest.mark.parametrize(
+    "damage, what",
+    [
+        (lambda f: (f / "config.json").write_text("{not json"), "config.json is not valid JSON"),
+        (lambda f: (f / "config.json").write_text("{}"), "has no model_type"),
+        (lambda f: (f / "config.json").write_text("[1, 2]"), "has no model_type"),
+        (lambda f: (f / "model.safetensors").write_bytes(b"junk" * 100), "weights cannot be read"),
+        (lambda f: (f / loader.STAND_IN_MARKER).write_text("{"), "cannot be read"),
+    ],
+    ids=["bad JSON", "empty config", "not a dict", "junk safetensors", "bad marker"],
+)
+def test_damaged_local_folder_gets_a_course_message(stand_in_dir, tmp_path, damage, what):
+    folder = _copy(stand_in_dir, tmp_path)
+    damage(folder)
+    with pytest.raises(loader.ModelUnavailableError) as err:
+        loader.load(path=folder, verbose=False)
+    msg = str(err.value)
+    assert what in msg and str(folder) in msg and "download it again" in msg
+
+
+def test_too_big_local_model_fix_names_the_folder_that_overrides_model(tmp_path, monkeypatch):
+    # A local folder with the 7B distill's config (the memory check runs before any weight is read).
+    from transformers import Qwen2Config
+
+    spec = published.R1_MODELS["R1-Distill-Qwen-7B"].config
+    folder = tmp_path / "seven_b"
+    Qwen2Config(
+        vocab_size=spec.vocab_size, hidden_size=spec.d_model, intermediate_size=spec.d_ff,
+        num_hidden_layers=spec.n_layers, num_attention_heads=spec.n_heads,
+        num_key_value_heads=spec.n_kv_heads,
+    ).save_pretrained(folder)  # fmt: skip
+    (folder / "model.safetensors").write_bytes(b"")
+    small = models.estimate_memory("R1-Distill-Qwen-1.5B", quantized=False, dtype_bits=32).total
+    kw = dict(device="cpu", free_memory_bytes=small * 1.01, verbose=False)
+    monkeypatch.setenv(loader.PATH_ENV, str(folder))
+    with pytest.raises(models.NotEnoughMemoryError) as err:
+        loader.load(model="R1-Distill-Qwen-1.5B", **kw)
+    msg = str(err.value)
+    assert "R1-Distill-Qwen-7B needs" in msg
+    assert f"COURSE_R1_PATH={folder} overrides load(model=...)" in msg and "unset it" in msg
+    monkeypatch.delenv(loader.PATH_ENV)
+    with pytest.raises(models.NotEnoughMemoryError) as err:
+        loader.load(path=folder, **kw)
+    assert "pass path= a folder holding R1-Distill-Qwen-1.5B" in str(err.value)
+
+
+def test_loading_without_a_network_fails_at_once(tmp_path, monkeypatch):
+    """Not offline by setting, no network, nothing cached: one look at the hub, no retries."""
+    import socket
+    import time
+
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    lookups, sleeps = [], []
+
+    def no_dns(host, *args, **kwargs):
+        lookups.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    monkeypatch.setattr(time, "sleep", lambda s: sleeps.append(s))  # huggingface_hub's back-off
+    with pytest.raises(loader.ModelUnavailableError) as err:
+        loader.load(device="cpu", cache_dir=tmp_path, free_memory_bytes=1e12, verbose=False)
+    assert sleeps == [] and len(lookups) <= 1, (lookups, sleeps)
+    assert "HF_HUB_OFFLINE=1" in str(err.value) and "huggingface-cli download" in str(err.value)
+
+
+def test_load_turns_hub_telemetry_off(stand_in_dir, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_DISABLE_TELEMETRY", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", False)
+    loader.load(path=stand_in_dir, verbose=False)
+    assert constants.HF_HUB_DISABLE_TELEMETRY is True
+
+
+def test_build_refuses_to_overwrite_a_folder_with_files(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "llama"}')  # someone's model
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        stand_in.build(folder, seed=0)
+    assert (folder / "config.json").read_text() == '{"model_type": "llama"}'
+    assert stand_in.build(folder, seed=0, overwrite=True) == folder
+    assert loader.load(path=folder, verbose=False).stand_in
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        stand_in.build(folder, seed=0)  # a stand-in is not overwritten silently either
+
+
+def test_budget_and_sampling_refuse_bad_input(lm):
+    with pytest.raises(ValueError, match="at least one problem"):
+        budget.answer_with_budget(lm, [], 4)
+    with pytest.raises(ValueError, match=r"\.question and \.answer"):
+        budget.answer_with_budget(lm, ["What is 2+2?"], 4)
+    with pytest.raises(ValueError, match="budget must be a whole number"):
+        budget.answer_with_budget(lm, math_problems(1)[:1], 2.5)
+    with pytest.raises(ValueError, match="at least one budget"):
+        budget.thinking_budget_run(lm, math_problems(1)[:1], [])
+    for bad in (float("nan"), float("inf"), -0.1):
+        with pytest.raises(ValueError, match="temperature"):
+            chat.sampling_kwargs(lm, 8, temperature=bad)
+    with pytest.raises(ValueError, match="top_p"):
+        chat.sampling_kwargs(lm, 8, top_p=float("nan"))

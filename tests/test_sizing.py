@@ -167,6 +167,49 @@ def test_nan_is_rejected():
         sizing.weight_bytes(math.nan, 4)
 
 
+# Inputs that used to give wrong numbers silently (issue: inputs that fail clearly).
+@pytest.mark.parametrize(
+    ("call", "needle"),
+    [
+        (lambda: sizing.weight_bytes(math.inf, 4), "n_params must be a finite number"),
+        (lambda: sizing.weight_bytes(7e9, math.inf), "bits must be a finite number"),
+        (lambda: sizing.weight_bytes(7e9, 100), "bits must be in [0.5, 32]"),
+        (lambda: sizing.weight_bytes(7e9, 1e-300), "bits must be in [0.5, 32]"),
+        (lambda: sizing.weight_bytes(7e9, True), "bits must be a number, got True (a bool)"),
+        (
+            lambda: sizing.kv_cache_bytes("R1-Distill-Qwen-7B", 5, bytes_per_element="2"),
+            "bytes_per_element must be a number, got '2' (a str); use 2 for bf16",
+        ),
+        (
+            lambda: sizing.kv_cache_bytes("R1-Distill-Qwen-7B", 5, bytes_per_element=-2),
+            "bytes_per_element must be in [0.125, 8]",
+        ),
+        (
+            lambda: sizing.kv_cache_bytes("R1-Distill-Qwen-7B", 2.5),
+            "context_tokens must be a whole",
+        ),
+        (lambda: sizing.kv_cache_bytes("R1-Distill-Qwen-7B", math.inf), "finite"),
+        (lambda: sizing.kv_cache_bytes("R1-Distill-Qwen-7B", 5, batch=0), "batch must be >= 1"),
+        (
+            lambda: sizing.memory_bytes("R1-Distill-Qwen-7B", 4, 5, kv_bytes_per_element=0),
+            "kv_bytes_per_element must be in",
+        ),
+        (lambda: sizing.training_cost(math.inf), "gpu_hours must be a finite number"),
+        (lambda: sizing.training_cost(-1e-300), "gpu_hours must be >= 0"),
+        (lambda: sizing.wall_clock_days(1000, 0.5), "n_gpus must be a whole number"),
+        (lambda: sizing.decode_tokens_per_s("R1-Distill-Qwen-7B", 4, math.nan), "finite"),
+        (lambda: sizing.required_host_bandwidth_gbs("DeepSeek-R1", 4, "H100", -1), "tokens_per_s"),
+        # one unit convention: memory is bytes; a number of GB is caught and converted in the fix
+        (lambda: sizing.largest_model_that_fits(16), "16 * sizing.GB"),
+        (lambda: sizing.largest_model_that_fits(math.inf), "free_bytes must be a finite number"),
+    ],
+)
+def test_bad_inputs_that_used_to_pass_silently(call, needle):
+    with pytest.raises(ValueError) as info:
+        call()
+    assert needle in str(info.value)
+
+
 # --------------------------------------------------------------------------------------------------
 # Offloading
 # --------------------------------------------------------------------------------------------------
@@ -194,13 +237,15 @@ def test_required_host_bandwidth_hand_worked():
 
 def test_largest_model_that_fits():
     # a T4 (16 GB) at 4 bits with 4K tokens: 14B needs 7.39 + 0.81 GB; 32B needs 16.38 + 1.07 GB
-    assert sizing.largest_model_that_fits(16, 4, 4096) == "R1-Distill-Qwen-14B"
+    assert sizing.largest_model_that_fits(16 * GB, 4, 4096) == "R1-Distill-Qwen-14B"
     # bf16: the 7B distill needs 15.23 + 0.23 = 15.47 GB, just inside 16 GB, not inside 15 GB
-    assert sizing.largest_model_that_fits(16, 16, 4096) == "R1-Distill-Qwen-7B"
-    assert sizing.largest_model_that_fits(15, 16, 4096) == "R1-Distill-Qwen-1.5B"
-    assert sizing.largest_model_that_fits(200, 1.58) == "DeepSeek-R1"
-    assert sizing.largest_model_that_fits(0.1, 4) is None
+    assert sizing.largest_model_that_fits(16 * GB, 16, 4096) == "R1-Distill-Qwen-7B"
+    assert sizing.largest_model_that_fits(15 * GB, 16, 4096) == "R1-Distill-Qwen-1.5B"
+    assert sizing.largest_model_that_fits(200 * GB, 1.58) == "DeepSeek-R1"
+    assert sizing.largest_model_that_fits(0.1 * GB, 4) is None
     only_small = ["R1-Distill-Qwen-1.5B", "R1-Distill-Qwen-7B"]
-    assert sizing.largest_model_that_fits(80, 16, candidates=only_small) == "R1-Distill-Qwen-7B"
+    assert (
+        sizing.largest_model_that_fits(80 * GB, 16, candidates=only_small) == "R1-Distill-Qwen-7B"
+    )
     with pytest.raises(ValueError, match="free memory"):
         sizing.largest_model_that_fits(-1)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from course_lib import validate
 from course_lib.data import left_pad
 from course_lib.formats import THINK_END, extract_boxed
 from course_lib.r1.chat import (
@@ -58,8 +59,21 @@ def answer_with_budget(
     """
     from course_lib.math_problems import is_correct
 
-    if budget < 0:
-        raise ValueError(f"budget must be >= 0 thinking tokens, got {budget}.")
+    budget = validate.number(
+        "budget", budget, "the thinking tokens allowed, e.g. 256 (0: no thinking).", low=0,
+        integer=True,
+    )  # fmt: skip
+    problems = list(problems)
+    if not problems:
+        raise ValueError(
+            "answer_with_budget needs at least one problem, e.g. math_problems.math_problems(1)."
+        )
+    missing = [p for p in problems if not (hasattr(p, "question") and hasattr(p, "answer"))]
+    if missing:
+        raise ValueError(
+            f"each problem needs .question and .answer (a math_problems.MathProblem), got "
+            f"{missing[0]!r}."
+        )
     tok = lm.tokenizer
     close_id = _token_id(tok, THINK_END)
     prompts = [chat_prompt(tok, math_question(p.question)).text for p in problems]
@@ -129,9 +143,12 @@ def thinking_budget_run(
     """``answer_with_budget`` for every budget (a progress bar over budgets); all answers, flat."""
     from tqdm.auto import tqdm
 
+    budgets = list(budgets)
+    if not budgets:
+        raise ValueError("thinking_budget_run needs at least one budget, e.g. [0, 64, 256].")
     results: list[BudgetAnswer] = []
-    for budget in tqdm(list(budgets), desc="thinking budgets", disable=not progress, leave=False):
-        results += answer_with_budget(lm, problems, int(budget), max_answer_tokens, seed=seed)
+    for budget in tqdm(budgets, desc="thinking budgets", disable=not progress, leave=False):
+        results += answer_with_budget(lm, problems, budget, max_answer_tokens, seed=seed)
     return results
 
 

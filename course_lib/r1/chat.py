@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from course_lib import validate
 from course_lib.formats import THINK, THINK_END, Thought, split_thinking
 from course_lib.r1.loader import LoadedModel
 from course_lib.r1.models import oom_guard
@@ -133,13 +134,12 @@ def sampling_kwargs(
     top_p: float = TOP_P,
 ) -> dict:
     """``generate`` arguments for the model card's sampling (greedy when temperature is 0)."""
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}; e.g. 512.")
-    if temperature < 0 or not 0 < top_p <= 1:
-        raise ValueError(
-            f"temperature {temperature} / top_p {top_p} out of range; the model card uses "
-            f"temperature={TEMPERATURE}, top_p={TOP_P}."
-        )
+    max_new_tokens = validate.number(
+        "max_new_tokens", max_new_tokens, "e.g. 512.", low=1, integer=True
+    )
+    card = f"the model card uses temperature={TEMPERATURE}, top_p={TOP_P} (0 is greedy)."
+    validate.number("temperature", temperature, card, low=0)
+    validate.number("top_p", top_p, card, low=0, high=1, low_open=True)
     tok = lm.tokenizer
     kw = {
         "max_new_tokens": int(max_new_tokens),

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from course_lib import published, runtime
+from course_lib import published, runtime, sizing, validate
 from course_lib.r1.models import (
     DEFAULT_MODEL,
     HEADROOM_BYTES,
@@ -36,6 +36,7 @@ from course_lib.r1.models import (
     oom_guard,
     resolve_model,
 )
+from course_lib.runtime import hub_telemetry_off
 
 PATH_ENV = "COURSE_R1_PATH"  # a local folder with config.json, safetensors and the tokenizer
 
@@ -149,6 +150,75 @@ def _local_folder(path: str | os.PathLike) -> Path:
     return folder
 
 
+def _unreadable() -> tuple[type[BaseException], ...]:
+    from safetensors import SafetensorError
+
+    return (OSError, ValueError, KeyError, json.JSONDecodeError, SafetensorError)
+
+
+def _broken_folder(folder: Path, what: str, err: BaseException) -> ModelUnavailableError:
+    """The course's message for a local model folder whose files cannot be read."""
+    cause = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return ModelUnavailableError(
+        f"The model folder {folder} is damaged: {what} ({cause}). Fix: download it again "
+        "(`huggingface-cli download <model> --local-dir FOLDER`), or rebuild a stand-in with "
+        "r1.stand_in.build(FOLDER, overwrite=True)."
+    )
+
+
+def _read_local_config(folder: Path):
+    """transformers' config of a local folder, or ModelUnavailableError naming what is wrong."""
+    from transformers import AutoConfig
+
+    try:
+        raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise _broken_folder(folder, "config.json is not valid JSON", err) from err
+    if not isinstance(raw, dict) or "model_type" not in raw:
+        raise _broken_folder(
+            folder, "config.json has no model_type (it should say e.g. 'qwen2')",
+            ValueError(f"keys: {sorted(raw)[:8] if isinstance(raw, dict) else type(raw).__name__}"),
+        )  # fmt: skip
+    try:
+        return AutoConfig.from_pretrained(folder, trust_remote_code=False)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise _broken_folder(folder, "transformers cannot read config.json", err) from err
+
+
+def _stand_in_name(folder: Path) -> str | None:
+    """The stand-in's name from its marker file, or None for a model that is not a stand-in."""
+    marker = folder / STAND_IN_MARKER
+    if not marker.is_file():
+        return None
+    try:
+        return str(json.loads(marker.read_text(encoding="utf-8"))["name"])
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise _broken_folder(folder, f"{STAND_IN_MARKER} cannot be read", err) from err
+
+
+def _hub_reachable(timeout: float = 5.0) -> str | None:
+    """None if the hub answers within ``timeout`` seconds, else why not (one try, no retries).
+
+    huggingface_hub retries a failed download five times with back-off (about 46 s in all before
+    the error); one quick look first lets an offline machine fail at once.
+    """
+    from huggingface_hub import constants, get_session
+
+    try:
+        get_session().head(constants.ENDPOINT, timeout=timeout)
+    except Exception as err:  # any failure to connect means: not reachable from here
+        return str(err).splitlines()[0] if str(err) else type(err).__name__
+    return None
+
+
+def _cached(repo_id: str, revision: str, cache_dir) -> bool:
+    """Is this revision's config already in the local hub cache (then no network is needed)?"""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, "config.json", cache_dir=cache_dir, revision=revision)
+    return isinstance(found, str)
+
+
 def load(
     model: str = DEFAULT_MODEL,
     path: str | os.PathLike | None = None,
@@ -167,21 +237,47 @@ def load(
     - ``quantize``: ``"auto"`` is NF4 4-bit on CUDA and unquantised on the CPU; ``True`` on the CPU
       also works with bitsandbytes >= 0.45 (slow, used by the tests).
     - ``context_tokens``: the KV cache to budget for in the memory check.
-    - ``offline``: never touch the network (default: the ``HF_HUB_OFFLINE`` setting).
+    - ``offline``: never touch the network (default: the ``HF_HUB_OFFLINE`` setting). Not offline
+      and not in the cache: one quick look at the hub first, so a machine without a network
+      fails at once with the fix rather than after huggingface_hub's retries.
     - ``free_memory_bytes``: pretend this much memory is free (to try the check; default: measured).
 
-    Raises ValueError (unsupported model), ModelUnavailableError (no network and no local copy),
-    BitsAndBytesUnavailableError, NotEnoughMemoryError; each message says how to fix it.
+    Raises ValueError (unsupported model or a bad argument), ModelUnavailableError (no network and
+    no local copy, or a local folder with damaged files), BitsAndBytesUnavailableError,
+    NotEnoughMemoryError; each message says how to fix it. Hugging Face telemetry is turned off
+    (:func:`course_lib.runtime.hub_telemetry_off`).
     """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    hub_telemetry_off()
     name = resolve_model(model)
+    validate.choice(
+        "quantize", quantize, (True, False, "auto"),
+        "'auto' is NF4 on a GPU and unquantised on a CPU; True or False force it",
+    )  # fmt: skip
+    context_tokens = validate.number(
+        "context_tokens", context_tokens, "the KV cache to budget for, e.g. 4096.", low=0,
+        integer=True,
+    )  # fmt: skip
+    if free_memory_bytes is not None:
+        sizing.free_memory_bytes(free_memory_bytes, "free_memory_bytes")
+    path_from = "path" if path is not None else None
     if path is None and os.environ.get(PATH_ENV):
-        path = os.environ[PATH_ENV]
+        path, path_from = os.environ[PATH_ENV], "env"
     if device == "auto":
         dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
-        dev = torch.device(device)
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(
+                f"device={device!r} is not a device; use 'auto' (a GPU when there is one), "
+                "'cpu' or 'cuda'."
+            ) from err
+        if dev.type not in ("cpu", "cuda"):
+            raise ValueError(
+                f"device={device!r}: the course runs on 'cpu' or 'cuda' ('auto' picks)."
+            )
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(
                 "device='cuda' but torch sees no CUDA GPU. Fix: on Colab pick Runtime > Change "
@@ -189,16 +285,15 @@ def load(
             )
     if quantize == "auto":
         quantize = dev.type == "cuda"
-    quantize = bool(quantize)
 
     if path is not None:
         folder = _local_folder(path)
         source, revision = str(folder), None
-        marker = folder / STAND_IN_MARKER
-        stand_in = marker.is_file()
+        stand_in_name = _stand_in_name(folder)
+        stand_in = stand_in_name is not None
         if stand_in:
-            name = json.loads(marker.read_text())["name"]
-        hf_config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+            name = stand_in_name
+        hf_config = _read_local_config(folder)
         if not stand_in:  # a local copy: name it after the distill it matches, else the folder
             name = known_distill(architecture(hf_config)) or folder.name
         arch = dataclasses.replace(architecture(hf_config), name=name)
@@ -209,16 +304,30 @@ def load(
 
     if quantize:
         check_bitsandbytes(dev)
-    estimate = estimate_memory(
-        arch, quantize, context_tokens, 16 if dev.type == "cuda" else 32, HEADROOM_BYTES
-    )
+    dtype_bits = 16 if dev.type == "cuda" else 32
+    estimate = estimate_memory(arch, quantize, context_tokens, dtype_bits, HEADROOM_BYTES)
     free = free_memory(dev) if free_memory_bytes is None else float(free_memory_bytes)
-    check_memory(estimate, free, quantize, "the GPU" if dev.type == "cuda" else "the CPU (RAM)")
+    check_memory(
+        estimate, free, quantize, "the GPU" if dev.type == "cuda" else "the CPU (RAM)",
+        path_from=path_from, path=None if path is None else str(path),
+        context_tokens=context_tokens, dtype_bits=dtype_bits,
+    )  # fmt: skip
 
     if offline is None:
         from huggingface_hub import constants
 
         offline = bool(constants.HF_HUB_OFFLINE)
+    if path is None and not offline and not _cached(source, revision, cache_dir):
+        why = _hub_reachable()
+        if why is not None:
+            raise ModelUnavailableError(
+                f"Could not reach the Hugging Face hub to download {source} and found no copy in "
+                "the local cache. Fix: connect to the internet (on Colab it is on) and run load() "
+                "again; or download it elsewhere with `huggingface-cli download "
+                f"{source} --revision {revision} --local-dir FOLDER`, copy FOLDER here and pass "
+                f"load(path='FOLDER') or set {PATH_ENV}=FOLDER. Working offline on purpose? Set "
+                f"HF_HUB_OFFLINE=1 to use only the cache. (Cause: {why})"
+            )
     common = {"trust_remote_code": False, "cache_dir": cache_dir}
     if path is None:
         common.update(revision=revision, local_files_only=offline)
@@ -239,14 +348,19 @@ def load(
         kwargs.update(dtype=dtype)
 
     target = source
+    _UNREADABLE = _unreadable()  # what a damaged file raises (not NotEnoughMemoryError)
     try:
         tokenizer = AutoTokenizer.from_pretrained(target, **common)
         # a stand-in loads in a blink: no progress bar left behind on screen
         bars = runtime.quiet_progress_bars() if stand_in else nullcontext()
         with oom_guard(f"loading {name}"), bars:
             lm = AutoModelForCausalLM.from_pretrained(target, **kwargs)
-    except OSError as err:
-        if path is not None:
+    except _UNREADABLE as err:
+        if path is not None:  # the folder is here, so its files are what is wrong
+            raise _broken_folder(
+                Path(source), "its tokenizer or weights cannot be read", err
+            ) from err
+        if not isinstance(err, OSError):
             raise
         raise ModelUnavailableError(
             f"Could not get {source} (revision {revision[:10]}) from the hub and found no copy in "

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from course_lib import runtime
+from course_lib import runtime, validate
 from course_lib.data import Batch, sft_rows_from_ids
 from course_lib.formats import THINK, THINK_END
 from course_lib.r1.chat import TEMPERATURE, TOP_P, chat_prompt, math_question
@@ -97,18 +97,37 @@ def build(
     vocab_size: int = 400,
     train_steps: int = 0,
     seed: int = 0,
+    overwrite: bool = False,
 ) -> Path:
     """Write a tiny random Qwen2 model + byte-level BPE tokenizer in R1's chat format to ``path``.
 
     ``loader.load(path=...)`` then runs the real loading code on it. ``train_steps > 0`` fits it
     briefly to R1-style traces of the course's math problems (:func:`fit_format`), so its replies
     have R1's *shape*; it still cannot do math. Deterministic given ``seed``.
+
+    ``path`` must be a new or empty folder: a folder that already holds files (a model you
+    downloaded, an earlier stand-in) is refused unless ``overwrite=True``. For a folder that
+    disappears on its own, build into ``tempfile.TemporaryDirectory()`` (notebook 05 does).
     """
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
+    for name, value, low in (("hidden", hidden, 2), ("layers", layers, 1), ("heads", heads, 1),
+                             ("kv_heads", kv_heads, 1), ("vocab_size", vocab_size, 300),
+                             ("train_steps", train_steps, 0), ("seed", seed, 0)):  # fmt: skip
+        validate.number(name, value, f"e.g. the default {name}.", low=low, integer=True)
     if hidden % heads or heads % kv_heads:
         raise ValueError("hidden must divide by heads and heads by kv_heads, e.g. 64/4/2.")
     folder = Path(path).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} is a file; pass a folder for the stand-in.")
+    existing = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    if existing and not overwrite:
+        shown = ", ".join(existing[:4]) + (", ..." if len(existing) > 4 else "")
+        raise FileExistsError(
+            f"{folder} already holds files ({shown}); the stand-in would overwrite them. Fix: "
+            "pass an empty or new folder (e.g. tempfile.TemporaryDirectory().name), or "
+            "overwrite=True to replace what is there."
+        )
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     tok = _stand_in_tokenizer(vocab_size, opens_think)
