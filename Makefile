@@ -60,7 +60,8 @@ endif
 
 # Proves the lower bounds: installs exactly the lowest version of every dependency range (and
 # extra) of pyproject.toml into a fresh $(LOWEST_VENV), checks that is what got installed, then runs
-# the unit tests and the FAST notebooks (not the lint: old ruff releases read code differently).
+# the unit tests and the FAST notebooks (not the lint: old ruff releases read code differently; not
+# the browser layer, which checks the page with today's JupyterLab and runs once, in `make test`).
 test-lowest:
 	rm -rf $(LOWEST_VENV)
 	$(LOWEST_PYTHON) -m venv $(LOWEST_VENV)
@@ -70,7 +71,7 @@ test-lowest:
 	$(LOWEST_VENV)/bin/python -m pip install --quiet --no-deps -e .
 	$(LOWEST_VENV)/bin/python -m pip check
 	$(LOWEST_VENV)/bin/python tools/lowest_requirements.py --check
-	$(LOWEST_VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(LOWEST_VENV)/bin/python -m pytest -p no:cacheprovider -m "not browser" $(PYTEST_ARGS)
 
 # The browser tests alone: every notebook run in JupyterLab in headless Chromium, every control
 # moved; screenshots and a contact sheet go to $COURSE_SHOTS (default build/shots/index.html).
