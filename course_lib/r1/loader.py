@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,9 @@ def _bnb_backend() -> str:
 def check_bitsandbytes(device: torch.device | str) -> None:
     """Raise BitsAndBytesUnavailableError, naming the fix, if 4-bit loading cannot work on device."""
     device = torch.device(device)
+    # On CPUs with AVX512-BF16, bitsandbytes looks for an optional fused kernel package ("kernels")
+    # when it loads and logs a warning when it is absent; it then uses its own kernels. Not our concern.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     try:
         importlib.import_module("bitsandbytes")
     except ImportError as err:
