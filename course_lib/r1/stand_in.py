@@ -106,6 +106,20 @@ def shape_of(like: str | TransformerConfig) -> TransformerConfig:
     return cfg
 
 
+def qwen2_dims(shape: TransformerConfig) -> dict:
+    """The size fields of a transformers ``Qwen2Config`` for ``shape`` (the one mapping from the
+    course's config names to transformers', used here and by ``benchmarks/real_model.py``)."""
+    return dict(
+        vocab_size=shape.vocab_size,
+        hidden_size=shape.d_model,
+        intermediate_size=shape.d_ff,
+        num_hidden_layers=shape.n_layers,
+        num_attention_heads=shape.n_heads,
+        num_key_value_heads=shape.n_kv_heads,
+        head_dim=shape.head_dim,
+    )
+
+
 def build(
     path: str | os.PathLike,
     opens_think: bool = True,
@@ -146,16 +160,8 @@ def build(
     name, dtype = "R1 stand-in (tiny random Qwen2)", torch.float32
     if like is not None:
         shape = shape_of(like)
-        dims.update(
-            vocab_size=max(len(tok), shape.vocab_size),
-            hidden_size=shape.d_model,
-            intermediate_size=shape.d_ff,
-            num_hidden_layers=shape.n_layers,
-            num_attention_heads=shape.n_heads,
-            num_key_value_heads=shape.n_kv_heads,
-            head_dim=shape.head_dim,
-            max_position_embeddings=32_768,
-        )
+        dims.update(qwen2_dims(shape), max_position_embeddings=32_768)
+        dims["vocab_size"] = max(len(tok), shape.vocab_size)
         name, dtype = f"R1 stand-in (random weights in the shape of {shape.name})", torch.bfloat16
     if dims["hidden_size"] % dims["num_attention_heads"] or (
         dims["num_attention_heads"] % dims["num_key_value_heads"]
