@@ -314,7 +314,8 @@ def budget_figure(summary: Sequence[Mapping[str, float]], title: str | None = No
         + (sub + ")" if sub else ""),
         xaxis_title="mean thinking tokens used",
         yaxis={"title": "% of answers", "range": [-5, 105]},
-        height=400,
-        legend_orientation="h",
+        height=430,
+        legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},
+        margin={"b": 110},
     )
     return fig

@@ -142,15 +142,17 @@ def roofline_figure(
         raise ValueError("roofline_figure: pass {label: (intensity, tflops)}.")
     ridge = peak_tflops * 1e12 / (bandwidth_gbs * 1e9)
     xs = [v[0] for v in points.values()]
-    lo, hi = min(min(xs), ridge) / 2, max(max(xs), ridge) * 2
+    lo, hi = min(min(xs), ridge) / 2, max(max(xs), ridge) * 6  # room for the labels
     fig = go.Figure()
     fig.add_scatter(
         x=[lo, ridge, hi], y=[bandwidth_gbs * 1e9 * lo / 1e12, peak_tflops, peak_tflops],
         mode="lines", name=f"{gpu}: min(peak, bandwidth x intensity)", line_color="grey",
     )  # fmt: skip
+    # labels below and right of points under the sloped roof, below the flat roof otherwise
+    where = ["bottom right" if x < ridge else "bottom center" for x in xs]
     fig.add_scatter(
         x=xs, y=[v[1] for v in points.values()], mode="markers+text", text=list(points),
-        textposition="top left", name="passes", marker={"size": 10, "color": _PALETTE[1]},
+        textposition=where, name="passes", marker={"size": 10, "color": _PALETTE[1]},
     )  # fmt: skip
     fig.update_layout(
         title=f"Roofline on a {gpu}: left of the ridge ({ridge:.0f} FLOPs/byte) memory sets the pace",
