@@ -1,6 +1,7 @@
 # Inside DeepSeek-R1: two commands.
-#   make lab   create .venv if missing, install the course, open JupyterLab on notebooks/
-#   make test  create/reuse .venv, install the course with its test extras, run every test
+#   make lab   create .venv if missing, install the course with its `lab` extra (JupyterLab and the
+#              kernel), open JupyterLab on notebooks/
+#   make test  create/reuse .venv, install the course with its lab and test extras, run every test
 #              (with CI=true, then also `make test-lowest`: the lowest allowed versions)
 # Everything else here serves those two.
 
@@ -33,19 +34,19 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[rl]"
+	$(BIN)/python -m pip install --quiet -e ".[lab,rl]"
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[test,rl]"
+	$(BIN)/python -m pip install --quiet -e ".[lab,test,rl]"
 	@touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 lab: | $(BIN)/python
-	@$(BIN)/python -c "import course_lib, jupyterlab" 2>/dev/null || $(MAKE) --no-print-directory install
+	@$(BIN)/python -c "import course_lib, jupyterlab, ipykernel" 2>/dev/null || $(MAKE) --no-print-directory install
 	$(BIN)/python -m jupyter lab --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 $(ROOT_FLAG) $(LAB_ARGS)
 
 lint: $(VENV)/.installed-test

@@ -122,3 +122,18 @@ def test_memory_and_budget_figures(data):
     assert list(fig.data[0].text) == ["budget 0", "budget 64"]
     with pytest.raises(ValueError, match="empty"):
         plots.budget_figure([])
+
+
+def test_budget_figure_shows_intervals_and_cut_off_answers():
+    summary = [
+        {"budget": 0, "accuracy": 0.25, "ci_low": 0.1, "ci_high": 0.4, "cut off": 0.0,
+         "mean_thinking_tokens": 0.0, "problems": 16, "samples": 4, "level": 0.95},
+        {"budget": 64, "accuracy": 0.5, "ci_low": 0.3, "ci_high": 0.75, "cut off": 0.125,
+         "mean_thinking_tokens": 50.0, "problems": 16, "samples": 4, "level": 0.95},
+    ]  # fmt: skip
+    fig = plots.budget_figure(summary)
+    acc, cut = fig.data
+    assert list(acc.error_y.array) == pytest.approx([15.0, 25.0])
+    assert list(acc.error_y.arrayminus) == pytest.approx([15.0, 20.0])
+    assert list(cut.y) == [0.0, 12.5] and "cut off" in cut.name
+    assert "16 problems x 4 samples" in fig.layout.title.text and "95%" in fig.layout.title.text

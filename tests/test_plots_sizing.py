@@ -117,3 +117,23 @@ def test_bad_rows_raise():
         plots.memory_figure([], {})
     with pytest.raises(ValueError, match="missing"):
         plots.training_cost_figure([{"stage": "x"}], 2.0)
+
+
+def test_mixed_precision_figure_stacks_parts_and_marks_the_file():
+    bars = {"all at 1.58": {"all": 132.5}, "mixed": {"routed experts": 127.7, "the rest": 9.6}}
+    fig = plots.mixed_precision_figure(bars, 140.2, "the files")
+    assert [t.name for t in fig.data] == ["all", "routed experts", "the rest"]
+    assert list(fig.data[1].y) == [0.0, 127.7] and list(fig.data[2].y) == [0.0, 9.6]
+    assert fig.layout.barmode == "stack"
+    assert [s.y0 for s in fig.layout.shapes] == [140.2]
+    with pytest.raises(ValueError):
+        plots.mixed_precision_figure({}, 1, "x")
+
+
+def test_roofline_figure_bends_at_the_ridge():
+    fig = plots.roofline_figure({"decode": (1.0, 0.32), "prefill": (500.0, 65.0)}, 65, 320, "T4")
+    roof, pts = fig.data
+    assert roof.x[1] == pytest.approx(65e12 / 320e9) and list(roof.y[1:]) == [65, 65]
+    assert roof.y[0] == pytest.approx(320e9 * roof.x[0] / 1e12)  # the slope is the bandwidth
+    assert list(pts.x) == [1.0, 500.0] and list(pts.text) == ["decode", "prefill"]
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"

@@ -39,6 +39,9 @@ def test_live_chat_streams_into_the_view(lm):
     view, completion = w.live_chat(lm, "Hello", max_new_tokens=10, show=False)
     assert view.text == completion.text
     assert f"{len(completion.completion_ids)} tokens" in view.status.value
+    # the random stand-in runs into the limit while thinking: the view says so
+    assert completion.truncated and "token limit" in view.status.value
+    assert "while still thinking" in view.status.value
 
 
 def test_chat_panel_button_streams_a_reply(lm):

@@ -291,26 +291,54 @@ def memory_figure(measured: Mapping[str, float], predicted: Mapping[str, float])
 
 
 def budget_figure(summary: Sequence[Mapping[str, float]], title: str | None = None) -> go.Figure:
-    """Accuracy vs thinking tokens actually used, one point per budget (``budget.budget_summary``)."""
+    """Accuracy vs thinking tokens actually used, one point per budget (``budget.budget_summary``),
+    with its confidence interval as error bars where the rows carry ``ci_low``/``ci_high``, and the
+    share of answers cut off by the token limit (counted apart from wrong ones) as a second line."""
     if not summary:
         raise ValueError("summary is empty; pass budget.budget_summary(results).")
     x = [row["mean_thinking_tokens"] for row in summary]
     y = [100 * row["accuracy"] for row in summary]
     labels = [f"budget {int(row['budget'])}" for row in summary]
+    has_ci = all("ci_low" in row and "ci_high" in row for row in summary)
+    error = None
+    if has_ci:
+        error = {
+            "type": "data",
+            "symmetric": False,
+            "array": [100 * (row["ci_high"] - row["accuracy"]) for row in summary],
+            "arrayminus": [100 * (row["accuracy"] - row["ci_low"]) for row in summary],
+        }
     fig = go.Figure(
         go.Scatter(
             x=x,
             y=y,
+            error_y=error,
             mode="lines+markers+text",
             text=labels,
             textposition="top center",
+            name="correct",
             hovertemplate="%{text}: %{x:.0f} thinking tokens, %{y:.0f}% correct<extra></extra>",
         )
     )
+    if all("cut off" in row for row in summary):
+        fig.add_scatter(
+            x=x,
+            y=[100 * row["cut off"] for row in summary],
+            mode="lines+markers",
+            name="no answer: cut off by the token limit",
+            line={"dash": "dot"},
+        )
+    n = summary[0].get("problems"), summary[0].get("samples")
+    sub = f" ({n[0]} problems x {n[1]} samples" if all(n) else ""
+    if sub and has_ci:
+        sub += f", {100 * summary[0].get('level', 0.95):.0f}% interval over problems"
     fig.update_layout(
-        title=title or "Thinking budget: accuracy vs thinking tokens",
+        title=(title or "Thinking budget: accuracy vs thinking tokens")
+        + (sub + ")" if sub else ""),
         xaxis_title="mean thinking tokens used",
-        yaxis={"title": "correct (%)", "range": [-5, 105]},
-        height=380,
+        yaxis={"title": "% of answers", "range": [-5, 105]},
+        height=430,
+        legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},
+        margin={"b": 110},
     )
     return fig

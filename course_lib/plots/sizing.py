@@ -124,6 +124,66 @@ def bits_figure(rows: Sequence[Mapping], gpu_memory_gb: Mapping[str, float]) -> 
     return fig
 
 
+def mixed_precision_figure(
+    bars: Mapping[str, Mapping[str, float]], file_gb: float, file_label: str
+) -> go.Figure:
+    """Stacked bars, one per estimate: {estimate: {part: GB}} (e.g. routed experts vs the rest),
+    with a dashed line at the size of the real files."""
+    if not bars:
+        raise ValueError("mixed_precision_figure: pass {estimate: {part: GB}}.")
+    parts = list(dict.fromkeys(p for parts in bars.values() for p in parts))
+    fig = go.Figure()
+    for i, part in enumerate(parts):
+        ys = [bars[b].get(part, 0.0) for b in bars]
+        fig.add_bar(
+            x=list(bars), y=ys, name=part, marker_color=_PALETTE[i % len(_PALETTE)],
+            text=[f"{y:,.1f}" for y in ys], textposition="inside",
+        )  # fmt: skip
+    fig.add_hline(
+        y=file_gb, line_dash="dash", line_color="black",
+        annotation_text=f"{file_label}: {file_gb:,.1f} GB", annotation_position="top left",
+    )  # fmt: skip
+    fig.update_layout(
+        barmode="stack",
+        title="DeepSeek-R1 in 'about 1.58 bits': one bit width for all, or bits by part",
+        yaxis_title="GB (1e9 bytes)",
+        height=420,
+        legend_orientation="h",
+    )
+    return fig
+
+
+def roofline_figure(
+    points: Mapping[str, tuple[float, float]], peak_tflops: float, bandwidth_gbs: float, gpu: str
+) -> go.Figure:
+    """The roofline of one GPU on log axes, attainable TFLOP/s = min(peak, bandwidth x intensity),
+    with ``points`` {label: (FLOPs per byte, attained TFLOP/s)}."""
+    if not points:
+        raise ValueError("roofline_figure: pass {label: (intensity, tflops)}.")
+    ridge = peak_tflops * 1e12 / (bandwidth_gbs * 1e9)
+    xs = [v[0] for v in points.values()]
+    lo, hi = min(min(xs), ridge) / 2, max(max(xs), ridge) * 6  # room for the labels
+    fig = go.Figure()
+    fig.add_scatter(
+        x=[lo, ridge, hi], y=[bandwidth_gbs * 1e9 * lo / 1e12, peak_tflops, peak_tflops],
+        mode="lines", name=f"{gpu}: min(peak, bandwidth x intensity)", line_color="grey",
+    )  # fmt: skip
+    # labels below and right of points under the sloped roof, below the flat roof otherwise
+    where = ["bottom right" if x < ridge else "bottom center" for x in xs]
+    fig.add_scatter(
+        x=xs, y=[v[1] for v in points.values()], mode="markers+text", text=list(points),
+        textposition=where, name="passes", marker={"size": 10, "color": _PALETTE[1]},
+    )  # fmt: skip
+    fig.update_layout(
+        title=f"Roofline on a {gpu}: left of the ridge ({ridge:.0f} FLOPs/byte) memory sets the pace",
+        xaxis={"title": "arithmetic intensity (FLOPs per byte)", "type": "log"},
+        yaxis={"title": "attainable TFLOP/s", "type": "log"},
+        height=420,
+        showlegend=False,
+    )
+    return fig
+
+
 def kv_cache_figure(
     contexts: Sequence[int], kv_gb: Mapping[str, Sequence[float]], title: str = "KV cache"
 ) -> go.Figure:

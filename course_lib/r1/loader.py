@@ -54,15 +54,63 @@ class BitsAndBytesUnavailableError(ImportError):
     """4-bit loading was asked for but bitsandbytes is missing or cannot use this device."""
 
 
-def compute_dtype() -> torch.dtype:
-    """bf16 where the GPU has it in hardware (Ampere, compute capability 8, and newer), else fp16.
+def gpu_has_bf16() -> bool:
+    """Does the CUDA GPU compute in bfloat16 in hardware (Ampere, compute capability 8.0, or newer)?
 
-    A T4 (capability 7.5) gets fp16: torch can *emulate* bf16 there, but slowly. bf16 on CPU.
+    A T4 is 7.5 (sm_75): it has fp16 tensor cores but no bf16, which torch would only emulate, slowly.
     """
+    return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8
+
+
+def compute_dtype() -> torch.dtype:
+    """bf16 where the GPU has it in hardware (``gpu_has_bf16``), else fp16 (a T4). bf16 on CPU."""
     if torch.cuda.is_available():
-        major, _minor = torch.cuda.get_device_capability()
-        return torch.bfloat16 if major >= 8 else torch.float16
+        return torch.bfloat16 if gpu_has_bf16() else torch.float16
     return torch.bfloat16
+
+
+DTYPES: dict[str, torch.dtype] = {
+    "fp16": torch.float16,
+    "float16": torch.float16,
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "fp32": torch.float32,
+    "float32": torch.float32,
+}
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device, quantize: bool) -> torch.dtype:
+    """The dtype ``load`` computes in (and keeps unquantised weights in).
+
+    ``"auto"``: on CUDA ``compute_dtype()`` (bf16, or fp16 on a T4); on the CPU float32 for
+    unquantised weights (CPUs without bf16 units run it fastest) and bf16 for NF4's compute.
+    Otherwise one of ``DTYPES`` or a torch dtype; bf16 on a GPU without it is refused.
+    """
+    if isinstance(dtype, str) and dtype == "auto":
+        if device.type == "cuda":
+            return compute_dtype()
+        return torch.bfloat16 if quantize else torch.float32
+    dt = DTYPES.get(dtype.lower()) if isinstance(dtype, str) else dtype
+    if dt not in (torch.float16, torch.bfloat16, torch.float32):
+        raise ValueError(
+            f"dtype={dtype!r} is not one the course loads in; use 'auto', 'fp16', 'bf16' or 'fp32'."
+        )
+    if dt == torch.bfloat16 and device.type == "cuda" and not gpu_has_bf16():
+        major, minor = torch.cuda.get_device_capability()
+        raise ValueError(
+            f"This GPU (compute capability {major}.{minor}, e.g. a T4) has no bfloat16: torch would "
+            "emulate it, slowly. Fix: dtype='fp16' (what 'auto' picks here) or dtype='fp32'."
+        )
+    return dt
+
+
+def logits_are_finite(model, tokenizer, text: str = "What is 12 * 13? Think step by step.") -> bool:
+    """One forward pass over ``text``: are all logits finite? (fp16 can overflow to inf/NaN.)"""
+    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        logits = model(input_ids=ids.to(device)).logits
+    return bool(torch.isfinite(logits).all())
 
 
 def quantization_config(dtype: torch.dtype | None = None):
@@ -229,6 +277,7 @@ def load(
     cache_dir: str | os.PathLike | None = None,
     free_memory_bytes: float | None = None,
     verbose: bool = True,
+    dtype: str | torch.dtype = "auto",
 ) -> LoadedModel:
     """Load an R1 distill (default DeepSeek-R1-Distill-Qwen-1.5B) for chatting and looking inside.
 
@@ -241,9 +290,13 @@ def load(
       and not in the cache: one quick look at the hub first, so a machine without a network
       fails at once with the fix rather than after huggingface_hub's retries.
     - ``free_memory_bytes``: pretend this much memory is free (to try the check; default: measured).
+    - ``dtype``: what to compute in (``resolve_dtype``): "auto" is bf16 on Ampere and newer GPUs,
+      fp16 on a T4 (no bf16 there), float32 on a CPU. In fp16 one forward pass is checked for inf/NaN
+      right after loading (fp16 overflows past 65,504; reported for Qwen2 models); if it is not
+      finite the model is loaded again in float32 and the notice says so.
 
-    Raises ValueError (unsupported model or a bad argument), ModelUnavailableError (no network and
-    no local copy, or a local folder with damaged files), BitsAndBytesUnavailableError,
+    Raises ValueError (unsupported model, dtype or a bad argument), ModelUnavailableError (no
+    network and no local copy, or a local folder with damaged files), BitsAndBytesUnavailableError,
     NotEnoughMemoryError; each message says how to fix it. Hugging Face telemetry is turned off
     (:func:`course_lib.runtime.hub_telemetry_off`).
     """
@@ -304,14 +357,21 @@ def load(
 
     if quantize:
         check_bitsandbytes(dev)
-    dtype_bits = 16 if dev.type == "cuda" else 32
-    estimate = estimate_memory(arch, quantize, context_tokens, dtype_bits, HEADROOM_BYTES)
+    dtype = resolve_dtype(dtype, dev, quantize)
     free = free_memory(dev) if free_memory_bytes is None else float(free_memory_bytes)
-    check_memory(
-        estimate, free, quantize, "the GPU" if dev.type == "cuda" else "the CPU (RAM)",
-        path_from=path_from, path=None if path is None else str(path),
-        context_tokens=context_tokens, dtype_bits=dtype_bits,
-    )  # fmt: skip
+    where = "the GPU" if dev.type == "cuda" else "the CPU (RAM)"
+
+    def estimate_for(dt: torch.dtype) -> MemoryEstimate:
+        bits = 32 if dt == torch.float32 else 16
+        est = estimate_memory(arch, quantize, context_tokens, bits, HEADROOM_BYTES)
+        check_memory(
+            est, free, quantize, where, path_from=path_from,
+            path=None if path is None else str(path), context_tokens=context_tokens,
+            dtype_bits=bits,
+        )  # fmt: skip
+        return est
+
+    estimate = estimate_for(dtype)  # refuses, naming the fix, what will not fit
 
     if offline is None:
         from huggingface_hub import constants
@@ -332,20 +392,15 @@ def load(
     if path is None:
         common.update(revision=revision, local_files_only=offline)
 
-    kwargs: dict = {"use_safetensors": True, **common}
-    if quantize:
-        dtype = compute_dtype() if dev.type == "cuda" else torch.bfloat16
-        kwargs.update(
-            quantization_config=quantization_config(dtype),
-            device_map={"": dev.index or 0} if dev.type == "cuda" else "cpu",
-            dtype=dtype,
-        )
-    elif dev.type == "cuda":
-        dtype = compute_dtype()
-        kwargs.update(dtype=dtype, device_map={"": dev.index or 0})
-    else:
-        dtype = torch.float32  # CPUs without bf16 units run float32 matmuls fastest
-        kwargs.update(dtype=dtype)
+    def model_kwargs(dt: torch.dtype) -> dict:
+        kwargs: dict = {"use_safetensors": True, "dtype": dt, **common}
+        if dev.type == "cuda":
+            kwargs["device_map"] = {"": dev.index or 0}
+        elif quantize:
+            kwargs["device_map"] = "cpu"
+        if quantize:
+            kwargs["quantization_config"] = quantization_config(dt)
+        return kwargs
 
     target = source
     _UNREADABLE = _unreadable()  # what a damaged file raises (not NotEnoughMemoryError)
@@ -354,7 +409,7 @@ def load(
         # a stand-in loads in a blink: no progress bar left behind on screen
         bars = runtime.quiet_progress_bars() if stand_in else nullcontext()
         with oom_guard(f"loading {name}"), bars:
-            lm = AutoModelForCausalLM.from_pretrained(target, **kwargs)
+            lm = AutoModelForCausalLM.from_pretrained(target, **model_kwargs(dtype))
     except _UNREADABLE as err:
         if path is not None:  # the folder is here, so its files are what is wrong
             raise _broken_folder(
@@ -370,6 +425,21 @@ def load(
             f"load(path='FOLDER') or set {PATH_ENV}=FOLDER. "
             f"(Cause: {str(err).splitlines()[0]})"
         ) from err
+
+    fallback = ""
+    if dtype == torch.float16 and not logits_are_finite(lm, tokenizer):
+        fallback = (
+            "In fp16 a test forward pass gave inf/NaN (16-bit overflow), so the model was loaded "
+            "again in float32: slower, and "
+            + ("the NF4 weights compute in float32." if quantize else "twice the memory.")
+        )
+        del lm
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+        dtype = torch.float32
+        estimate = estimate_for(dtype)
+        with oom_guard(f"loading {name} in float32"):
+            lm = AutoModelForCausalLM.from_pretrained(target, **model_kwargs(dtype))
     if not quantize and dev.type == "cpu":
         lm.to(dev)
     lm.eval()
@@ -377,12 +447,12 @@ def load(
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"  # decoder-only batches pad on the left
 
-    notice = ""
+    notice = fallback + " " if fallback else ""
     if dev.type == "cpu" and not stand_in:
         gb = estimate.weights / 1e9
         rate = CPU_BANDWIDTH_GBS / gb
         how = "in NF4" if quantize else f"unquantised ({str(dtype).replace('torch.', '')})"
-        notice = (
+        notice += (
             f"No CUDA GPU: {name} runs {how} on the CPU ({gb:.1f} GB of weights). "
             "Each token reads every weight, so expect "
             f"at most ~{rate:.0f} tokens/s (about {CPU_BANDWIDTH_GBS:.0f} GB/s of RAM bandwidth), "
@@ -390,7 +460,7 @@ def load(
             "For the real experience use a GPU: on Colab, Runtime > Change runtime type > T4 GPU."
         )
     elif stand_in:
-        notice = (
+        notice += (
             f"Stand-in: a random-weight {hf_config.model_type} model built locally "
             f"({lm.num_parameters():,} parameters), not DeepSeek-R1. It runs "
             "every code path; its words mean nothing."

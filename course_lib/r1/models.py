@@ -53,6 +53,10 @@ class NotEnoughMemoryError(RuntimeError):
     """The model (or a generation) does not fit in the free memory."""
 
 
+class NonFiniteLogitsError(RuntimeError):
+    """The model produced inf or NaN (fp16 overflow, reported for Qwen2 models), so sampling failed."""
+
+
 def resolve_model(model: str) -> str:
     """Map a course name (``"R1-Distill-Qwen-1.5B"``) or hub id to the course name, or say what works.
 
@@ -132,8 +136,9 @@ def estimate_memory(
     """Bytes ``load`` will need for ``arch`` (a course name or a ``architectures.TransformerConfig``).
 
     Quantised: bitsandbytes turns only the transformer blocks' linear layers into NF4
-    (``NF4_BITS`` each); the embedding and the LM head stay 16-bit. For the 1.5B model that is
-    most of the difference between the naive "1.78B × 4 bits" and what is measured.
+    (``NF4_BITS`` each); the embedding and the LM head stay in ``dtype_bits`` (16, or 32 when the
+    model computes in float32). For the 1.5B model that is most of the difference between the
+    naive "1.78B × 4 bits" and what is measured.
     """
     if isinstance(arch, str):
         arch = published.R1_MODELS[resolve_model(arch)].config
@@ -144,7 +149,9 @@ def estimate_memory(
     total = architectures.param_count(arch)
     embed = arch.vocab_size * arch.d_model * (1 if arch.tied_embeddings else 2)
     if quantized:
-        weights = sizing.weight_bytes(embed, 16) + sizing.weight_bytes(total - embed, NF4_BITS)
+        weights = sizing.weight_bytes(embed, dtype_bits) + sizing.weight_bytes(
+            total - embed, NF4_BITS
+        )
     else:
         weights = sizing.weight_bytes(total, dtype_bits)
     kv = sizing.kv_cache_bytes(arch, context_tokens)
@@ -249,3 +256,34 @@ def oom_guard(what: str):
             "(smaller n / max_new_tokens), load a smaller distill "
             f"(r1.models.largest_that_fits(r1.models.free_memory('cuda'))), or restart the runtime to free the GPU."
         ) from err
+
+
+def _is_nonfinite_sampling_error(err: BaseException) -> bool:
+    """torch.multinomial's complaint when the probabilities hold inf or NaN (what fp16 overflow in the
+    model gives), as raised inside ``generate``."""
+    text = str(err)
+    return "probability tensor contains" in text or ("inf" in text and "nan" in text)
+
+
+@contextmanager
+def generation_guard(what: str):
+    """``oom_guard``, and inf/NaN in the logits turned into a NonFiniteLogitsError that says what to do.
+
+    In fp16 (the only 16-bit type a T4 computes in) a large activation can overflow to inf, and the
+    softmax then gives NaN; sampling refuses such probabilities. ``loader.load`` checks one forward
+    pass after loading in fp16 and falls back to float32 if it is not finite; this catches what that
+    check could not see (a longer or different input).
+    """
+    with oom_guard(what):
+        try:
+            yield
+        except RuntimeError as err:
+            if isinstance(err, NotEnoughMemoryError) or not _is_nonfinite_sampling_error(err):
+                raise
+            raise NonFiniteLogitsError(
+                f"The model's next-token probabilities held inf or NaN while {what}: 16-bit "
+                "arithmetic overflowed (fp16 can hold numbers up to 65,504; Qwen2 models are reported "
+                "to exceed that). Fix: reload in float32, load(..., dtype='fp32') (on a T4 the 1.5B "
+                "distill fits: about 7 GB; in NF4 this only changes the compute dtype), or on a GPU "
+                "with bfloat16 (Ampere or newer) use dtype='bf16'."
+            ) from err

@@ -67,13 +67,20 @@ class ChatView:
         self.status.value = f"<i>{phase} ({len(text)} characters so far)</i>"
 
     def finish(self, completion: chat.Completion) -> None:
-        """Final counts once generation is over."""
+        """Final counts once generation is over, and whether the token limit cut the reply off."""
         self.update(completion.text)
         n = len(completion.completion_ids)
         closed = "closed its thinking" if completion.thought.finished else "never closed </think>"
+        limit = ""
+        if completion.truncated:
+            limit = (
+                " <b>It hit the token limit</b> (max_new_tokens) "
+                + ("while answering" if completion.thought.finished else "while still thinking")
+                + ": the reply is cut off, not finished."
+            )
         self.status.value = (
             f"<i>done: {n} tokens, {completion.thinking_tokens} of them thinking; the model "
-            f"{html.escape(closed)}.</i>"
+            f"{html.escape(closed)}.</i>{limit}"
         )
 
 
