@@ -12,10 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location(
-        "real_model", ROOT / "benchmarks" / "real_model.py"
-    )
+def _load_script(name: str = "real_model"):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -74,9 +72,7 @@ SEED_SCRIPTS = ("distill_seeds", "grpo_seeds")
 
 
 def _seed_script(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load_script(name)
     return module, json.loads(module.DATA.read_text())
 
 
@@ -142,3 +138,21 @@ def test_the_claims_that_nothing_holds_can_fail_too():
         runs["Dr. GRPO"]["last"]["kl"] = runs["GRPO"]["last"]["kl"] + 0.05
     failed = [text for text, ok in grpo.claims(bad).items() if not ok]
     assert any("Dr. GRPO against GRPO: the KL" in text for text in failed), failed
+def test_grading_table_comes_from_recorded_json_and_keeps_the_bound():
+    """Every grader stays under its time bound per megabyte of adversarial text (as recorded by
+    benchmarks/grading.py), and the docs table is the script's output for the recorded JSON."""
+    grading = _load_script("grading")
+    docs = (ROOT / "docs" / "benchmarks.md").read_text()
+    files = sorted((ROOT / "docs" / "benchmarks_data").glob("grading_*.json"))
+    assert files
+    for path in files:
+        result = json.loads(path.read_text())
+        assert result["bound_s_per_mb"] == grading.BOUND_S_PER_MB
+        for row in grading.format_markdown(result).splitlines()[2:]:
+            assert row in docs, f"{path.name}: row not in docs/benchmarks.md: {row}"
+        library = [r for r in result["rows"] if r["kind"] == "library"]
+        assert {r["grader"] for r in library} == set(grading.GRADERS)
+        assert max(r["chars"] for r in library) >= 800_000  # the bound is shown on long text
+        for r in library:
+            per_mb = r["seconds"] / (r["chars"] / 1e6)
+            assert per_mb <= grading.BOUND_S_PER_MB, f"{path.name}: {r}"
