@@ -96,8 +96,8 @@ def claims(result: dict) -> dict[str, bool]:
         "the base model is right under 5% of the time greedily, more often when it samples, in every seed": all(
             s["base"]["greedy"] < 0.05 < s["base"]["sampled"] for s in seeds
         ),
-        "GRPO lifts held-out accuracy to over 90% in every seed": all(
-            m["after"] > 0.90 for m in main
+        "GRPO lifts held-out accuracy to 90% or more in every seed": all(
+            m["after"] >= 0.90 for m in main
         ),
         "strict format reaches 100% after the main run in every seed": all(
             m["after_format"] == 1.0 for m in main
@@ -119,6 +119,11 @@ def claims(result: dict) -> dict[str, bool]:
         ),
         "Dr. GRPO against GRPO: the accuracy difference changes sign across seeds": flips(
             _change(result, "Dr. GRPO", "accuracy")
+        ),
+        "β = 0 and Dr. GRPO against GRPO: the accuracy difference varies over seeds by more than its "
+        "mean": all(
+            stats(d)[1] > abs(stats(d)[0])
+            for d in (_change(result, name, "accuracy") for name in ("GRPO, β = 0", "Dr. GRPO"))
         ),
         "Dr. GRPO against GRPO: the KL difference changes sign across seeds": flips(
             _change(result, "Dr. GRPO", "kl")

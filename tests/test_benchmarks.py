@@ -138,6 +138,14 @@ def test_the_claims_that_nothing_holds_can_fail_too():
         runs["Dr. GRPO"]["last"]["kl"] = runs["GRPO"]["last"]["kl"] + 0.05
     failed = [text for text, ok in grpo.claims(bad).items() if not ok]
     assert any("Dr. GRPO against GRPO: the KL" in text for text in failed), failed
+    bad = copy.deepcopy(result)
+    for i, seed in enumerate(bad["seeds"]):  # Dr. GRPO a steady 5 points ahead, one seed behind
+        runs = seed["ablations"]
+        runs["Dr. GRPO"]["eval_last2"] = runs["GRPO"]["eval_last2"] + (-0.01 if i == 0 else 0.05)
+    failed = [text for text, ok in grpo.claims(bad).items() if not ok]
+    assert any("varies over seeds by more than its mean" in text for text in failed), failed
+
+
 def test_grading_table_comes_from_recorded_json_and_keeps_the_bound():
     """Every grader stays under its time bound per megabyte of adversarial text (as recorded by
     benchmarks/grading.py), and the docs table is the script's output for the recorded JSON."""
