@@ -91,3 +91,41 @@ def test_live_grpo_curves_end_at_the_last_step(visit):
     ]
     assert len(live) == 1 and trained, (live, trained)
     assert live == trained[:1], f"the live figure shows step {live[0]}, training ran {trained[0]}"
+
+
+def _page_text(v) -> str:
+    return "\n".join(o["text"] for o in v.report["outputs"])
+
+
+def test_distillation_steps_by_hand_show_they_match_the_library(visit):
+    """Notebook 03 shows the learner an SFT row masked by hand and one KD step by hand, each with
+    its agreement with the library: the page says how many positions carry a loss and that the
+    weights after the hand-made step equal distill.train_on's."""
+    v = visit("03_distillation")
+    assert not v.error, v.error
+    text = _page_text(v)
+    masked = re.search(r"\.\.\. (\d+) of (\d+) positions carry a loss", text)
+    assert masked and 0 < int(masked.group(1)) < int(masked.group(2)), text[:2000]
+    gap = re.search(r"largest weight difference to distill\.train_on: (\S+)", text)
+    assert gap and float(gap.group(1)) < 1e-6, gap and gap.group(0)
+
+
+def test_grpo_loss_and_step_by_hand_show_they_match_the_library(visit):
+    """Notebook 04 shows the assembled loss equal to grpo.grpo_loss for each aggregation, the
+    1/|o| length bias in numbers (GRPO pushes each token of a 4-token answer 4x harder than one of
+    a 16-token answer; DAPO and Dr. GRPO do not), and its hand-made step equal to
+    GRPOTrainer.step."""
+    v = visit("04_grpo")
+    assert not v.error, v.error
+    text = _page_text(v)
+    equal = re.findall(
+        r"^(\w+)\s+loss by hand ([-+]\d\.\d+) == grpo\.grpo_loss ([-+]\d\.\d+); gradients equal$",
+        text,
+        flags=re.M,
+    )
+    assert sorted(how for how, _, _ in equal) == ["dapo", "dr_grpo", "grpo"], equal
+    assert all(mine == lib for _, mine, lib in equal), equal
+    ratios = dict(re.findall(r"^(grpo|dapo|dr_grpo)\s+\d\.\d+\s+\d\.\d+\s+(\d+)x$", text, re.M))
+    assert ratios == {"grpo": "4", "dapo": "1", "dr_grpo": "1"}, ratios
+    gap = re.search(r"largest weight difference to GRPOTrainer\.step: (\S+)", text)
+    assert gap and float(gap.group(1)) < 1e-6, gap and gap.group(0)
