@@ -40,7 +40,10 @@ V3_LIKE = {
 COLLAPSE = {
     "no balancing": dict(balance="none"),
     **{f"aux loss α={a:g}": dict(balance="aux_loss", aux_alpha=a) for a in (0.001, 0.01, 0.1)},
-    **{f"aux-free γ={g:g}": dict(balance="aux_free", bias_gamma=g) for g in (0.0001, 0.001, 0.01, 0.1)},
+    **{
+        f"aux-free γ={g:g}": dict(balance="aux_free", bias_gamma=g)
+        for g in (0.0001, 0.001, 0.01, 0.1)
+    },
 }
 SETTINGS = {"V3-like": V3_LIKE, "collapse": COLLAPSE}
 
@@ -58,7 +61,9 @@ def run_all(seeds: list[int]) -> dict:
             base = moe_lab.moe_config if setting == "V3-like" else moe_lab.collapse_config
             for variant, overrides in variants.items():
                 cfg = moe_lab.dense_twin(base()) if overrides == "dense" else base(**overrides)
-                run = moe_lab.run_variant(variant, cfg, data, STEPS, lr=LR, seed=seed, progress=False)
+                run = moe_lab.run_variant(
+                    variant, cfg, data, STEPS, lr=LR, seed=seed, progress=False
+                )
                 row = dict(setting=setting, variant=variant, seed=seed, val_loss=run.val_loss,
                            val_curve=[run.val_steps, run.val_losses], seconds=run.seconds,
                            params_total=run.params_total, params_active=run.params_active)  # fmt: skip
@@ -108,7 +113,9 @@ def summary(result: dict) -> dict:
 
 def paired(result: dict, setting: str, a: str, b: str) -> list[float]:
     """Per seed, val loss of ``b`` minus val loss of ``a`` (negative: ``b`` is better)."""
-    by = {(r["variant"], r["seed"]): r["val_loss"] for r in result["runs"] if r["setting"] == setting}
+    by = {
+        (r["variant"], r["seed"]): r["val_loss"] for r in result["runs"] if r["setting"] == setting
+    }
     return [by[(b, s)] - by[(a, s)] for s in result["seeds"]]
 
 
@@ -134,7 +141,7 @@ def format_markdown(result: dict) -> str:
     lines = [
         f"Seeds {', '.join(map(str, result['seeds']))}; {result['steps']} steps, batch "
         f"{result['batch']}; mean ± sd over the {n} seeds. End loads: tokens per expert over the "
-        "last 10% of steps. MaxVio = max/mean − 1 of the worst MoE layer; \"< 1%\": experts (of "
+        'last 10% of steps. MaxVio = max/mean − 1 of the worst MoE layer; "< 1%": experts (of '
         "both layers) with under 1% of the routing decisions, summed over the layers.",
         "",
     ]

@@ -65,7 +65,9 @@ class TinySeekConfig:
     n_expert_groups: int = 1
     topk_groups: int = 1
     route_scale: float = 1.0
-    norm_topk_prob: bool | None = None  # None: the paper's rule (V3 sigmoid renormalises, V2 softmax not)
+    norm_topk_prob: bool | None = (
+        None  # None: the paper's rule (V3 sigmoid renormalises, V2 softmax not)
+    )
     group_score: str | None = None  # None: V3's "top2_sum" for sigmoid, V2's "max" for softmax
     balance: str = "none"  # "none" | "aux_loss" | "aux_free"
     aux_alpha: float = 0.01  # weight of the sequence-wise balance loss ("aux_loss")

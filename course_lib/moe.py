@@ -72,7 +72,9 @@ def gate_scores(logits: torch.Tensor, score_func: str = "sigmoid") -> torch.Tens
     raise ValueError(f"score_func={score_func!r}; use 'softmax' (V2) or 'sigmoid' (V3).")
 
 
-def group_scores(scores_for_choice: torch.Tensor, n_groups: int, rule: str = "top2_sum") -> torch.Tensor:
+def group_scores(
+    scores_for_choice: torch.Tensor, n_groups: int, rule: str = "top2_sum"
+) -> torch.Tensor:
     """Each token's score for each group of experts: (N, E) -> (N, n_groups).
 
     ``"top2_sum"``: the sum of the group's two best scores (its best one for groups of one expert),
@@ -436,7 +438,9 @@ def from_transformers(hf_moe: nn.Module, balance: str = "aux_free") -> DeepSeekM
     cfg = hf_moe.config
     v3 = cfg.model_type == "deepseek_v3"
     if cfg.model_type not in ("deepseek_v2", "deepseek_v3"):
-        raise ValueError(f"expected a DeepSeek-V2 or V3 MoE layer, got model_type={cfg.model_type!r}.")
+        raise ValueError(
+            f"expected a DeepSeek-V2 or V3 MoE layer, got model_type={cfg.model_type!r}."
+        )
     if bool(cfg.norm_topk_prob) != v3:
         raise ValueError(
             f"this copy expects norm_topk_prob={v3} ({'V3' if v3 else 'V2'}'s setting); "

@@ -19,8 +19,8 @@ from course_lib.moe import (
     max_over_mean,
     max_violation,
     naive_moe_loop,
-    sequence_balance_loss,
     paper_defaults,
+    sequence_balance_loss,
     topk_route,
     update_bias,
 )
