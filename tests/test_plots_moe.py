@@ -1,5 +1,6 @@
 import numpy as np
 import plotly.graph_objects as go
+import pytest
 
 from course_lib.plots import moe as plots
 
@@ -36,3 +37,14 @@ def test_curves_and_usage():
     assert list(fig.data[0].y) == ["arith", "rev"] and np.asarray(fig.data[0].z).shape == (2, 2)
     fig = plots.params_bars({"dense": (10, 10), "MoE": (30, 11)})
     assert list(fig.data[0].y) == [10, 30] and list(fig.data[1].y) == [10, 11]
+
+
+def test_balance_vs_loss_carries_each_setting_with_error_bars():
+    from course_lib.plots.moe import balance_vs_loss
+
+    fig = balance_vs_loss({"none": (3.1, 0.5, 1.22, 0.01), "aux α=0.1": (0.2, 0.05, 1.26, 0.02)})
+    assert [t.name for t in fig.data] == ["none", "aux α=0.1"]
+    assert fig.data[0].x == (3.1,) and fig.data[0].error_x.array == (0.5,)
+    assert fig.data[1].y == (1.26,) and fig.data[1].error_y.array == (0.02,)
+    with pytest.raises(ValueError, match="expected"):
+        balance_vs_loss({"bad": (1.0, 2.0)})

@@ -139,3 +139,28 @@ def params_bars(
     )
     fig.update_layout(barmode="group", title=title, yaxis_title="parameters", height=320)
     return fig
+
+
+def balance_vs_loss(
+    points: Mapping[str, Sequence[float]],
+    title: str = "Balance against validation loss (mean ± sd over seeds)",
+) -> go.Figure:
+    """One marker per run setting: ``points[name] = (MaxVio mean, MaxVio sd, loss mean, loss sd)``,
+    with error bars both ways; lower-left is balanced and good."""
+    if not points:
+        raise ValueError("balance_vs_loss: pass {name: (maxvio, maxvio_sd, loss, loss_sd)}.")
+    fig = go.Figure()
+    for i, (name, values) in enumerate(points.items()):
+        if len(values) != 4:
+            raise ValueError(f"{name}: expected (maxvio, maxvio_sd, loss, loss_sd), got {values}.")
+        mv, mv_sd, loss, loss_sd = (float(v) for v in values)
+        fig.add_scatter(
+            x=[mv], y=[loss], mode="markers+text", name=name, text=[name],
+            textposition="top center", marker=dict(size=11, color=PALETTE[i % len(PALETTE)]),
+            error_x=dict(type="data", array=[mv_sd]), error_y=dict(type="data", array=[loss_sd]),
+        )  # fmt: skip
+    fig.update_layout(
+        title=title, xaxis_title="MaxVio at the end of training (0 = balanced)",
+        yaxis_title="validation loss (nats/token)", height=420, showlegend=False,
+    )  # fmt: skip
+    return fig
