@@ -90,8 +90,8 @@ def _naive_logits(case, scale: float | None = None, rope_term: bool = True) -> t
 
 
 _ABSORB_HINT = (
-    "Fold W_UK into the query: q_lat = torch.einsum('hd,hdr->hr', q_nope, w_uk) (H, d_c); then "
-    "q_lat @ c_kv.T gives the no-RoPE scores (H, S) straight from the cached latents."
+    "q_nope . (W_UK c_s) = (W_UK^T q_nope) . c_s: turn each head's query into a 'latent query' of "
+    "size d_c with its own w_uk first, then take its dot products with the cached c_kv rows."
 )
 
 
@@ -126,7 +126,7 @@ def check_absorbed_attention(fn: Callable[..., torch.Tensor]) -> CheckResult:
             return failed(
                 f"your function builds a tensor of shape {keys}: a key per head and cached token. "
                 "That is the naive cache's work, which absorption avoids.",
-                _ABSORB_HINT + " Never multiply w_uk with c_kv.",
+                _ABSORB_HINT + " Never multiply w_uk with c_kv: that rebuilds the keys.",
             )
         if _same(got, want):
             continue
@@ -170,7 +170,7 @@ def check_absorbed_attention(fn: Callable[..., torch.Tensor]) -> CheckResult:
                 return failed(f"Close, but {what}.", hint)
         return failed(
             "the attention weights differ from the naive path's (up-projected keys).",
-            _ABSORB_HINT + " Add q_rope @ k_rope.T, scale, softmax.",
+            _ABSORB_HINT + " Then add the RoPE part of the score, scale, and take the softmax.",
         )
     return passed(
         "your absorbed attention gives exactly the weights of the naive path, and not one per-head "
