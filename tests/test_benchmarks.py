@@ -6,6 +6,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -61,3 +63,59 @@ def test_docs_table_rows_come_from_recorded_json():
                     abs(expected / (result["vendor_bandwidth_gbs"] * 1e9) - run["roofline_pct"])
                     < 1e-6
                 )
+
+
+# ----- notebook 01's and 02's multi-seed tables ---------------------------------------------------
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _notebook_sources(stem: str) -> tuple[str, list[str]]:
+    cells = json.loads((ROOT / "notebooks" / f"{stem}.ipynb").read_text())["cells"]
+    text = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells]
+    markdown = "\n".join(t for c, t in zip(cells, text) if c["cell_type"] == "markdown")
+    return markdown, [t for c, t in zip(cells, text) if c["cell_type"] == "code"]
+
+
+@pytest.mark.parametrize(
+    "script,notebook",
+    [("moe_balance", "01_mixture_of_experts"), ("mla_quality", "02_multi_head_latent_attention")],
+)
+def test_multi_seed_tables_in_docs_and_notebook_are_the_scripts_rendering(script, notebook):
+    """Every table row docs/benchmarks.md and the notebook quote is format_markdown of the JSON."""
+    module = _script(script)
+    result = json.loads((ROOT / "docs" / "benchmarks_data" / f"{script}.json").read_text())
+    assert len(result["seeds"]) >= 3  # a comparison the prose concludes from holds over >= 3 seeds
+    rows = [ln for ln in module.format_markdown(result).splitlines() if ln.startswith("| ")]
+    assert len(rows) >= 8
+    docs = (ROOT / "docs" / "benchmarks.md").read_text()
+    markdown, _ = _notebook_sources(notebook)
+    for row in rows:
+        assert row in docs, f"{script}: row not in docs/benchmarks.md: {row}"
+        assert row in markdown, f"{script}: row not in notebook {notebook}: {row}"
+
+
+def test_notebook_01_sweep_figure_data_is_the_recorded_sweep():
+    """The SWEEP literal notebook 01 plots is sweep_points of the recorded JSON."""
+    import ast
+
+    module = _script("moe_balance")
+    result = json.loads((ROOT / "docs" / "benchmarks_data" / "moe_balance.json").read_text())
+    _, code = _notebook_sources("01_mixture_of_experts")
+    (cell,) = [c for c in code if "\nSWEEP = {" in c]
+    assign = next(
+        n for n in ast.parse(cell).body if isinstance(n, ast.Assign) and n.targets[0].id == "SWEEP"
+    )
+    assert ast.literal_eval(assign.value) == {
+        k: tuple(v) for k, v in module.sweep_points(result).items()
+    }
+
+
+def test_moe_balance_statistics_by_hand():
+    module = _script("moe_balance")
+    stats = module.balance_stats([[10, 10, 0, 20], [10, 10, 10, 10]])
+    # layer 0: mean 10, max 20 -> max/mean 2, MaxVio 1; layer 1 balanced; one expert under 1%
+    assert stats == {"max_over_mean": 1.5, "max_vio": 1.0, "min_share": 0.0, "dead": 1}
