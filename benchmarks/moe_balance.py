@@ -171,16 +171,30 @@ def format_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def merge(old: dict, new: dict) -> dict:
+    """``old`` extended by the runs of ``new``'s seeds (same settings; the seeds must be new)."""
+    same = ("steps", "lr") + (("variants",) if "variants" in old else ("batch", "n_train"))
+    if any(old[k] != new[k] for k in same) or set(old["seeds"]) & set(new["seeds"]):
+        raise ValueError("merge needs the same settings and only new seeds.")
+    return old | dict(seeds=old["seeds"] + new["seeds"], runs=old["runs"] + new["runs"],
+                      total_seconds=old["total_seconds"] + new["total_seconds"])  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--render", type=Path, help="print the tables of a recorded JSON and stop")
+    p.add_argument(
+        "--add-to", type=Path, help="a recorded JSON to extend with --seeds (new seeds only)"
+    )
     args = p.parse_args()
     if args.render:
         print(format_markdown(json.loads(args.render.read_text())))
         return
     result = run_all(args.seeds)
+    if args.add_to:
+        result = merge(json.loads(args.add_to.read_text()), result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(format_markdown(result))

@@ -119,3 +119,15 @@ def test_moe_balance_statistics_by_hand():
     stats = module.balance_stats([[10, 10, 0, 20], [10, 10, 10, 10]])
     # layer 0: mean 10, max 20 -> max/mean 2, MaxVio 1; layer 1 balanced; one expert under 1%
     assert stats == {"max_over_mean": 1.5, "max_vio": 1.0, "min_share": 0.0, "dead": 1}
+
+
+def test_merge_adds_only_new_seeds_with_the_same_settings():
+    module = _script("mla_quality")
+    old = dict(steps=10, lr=0.1, variants=["MHA"], seeds=[0], runs=[{"seed": 0}], total_seconds=5)
+    new = dict(steps=10, lr=0.1, variants=["MHA"], seeds=[1], runs=[{"seed": 1}], total_seconds=7)
+    merged = module.merge(old, new)
+    assert merged["seeds"] == [0, 1] and len(merged["runs"]) == 2 and merged["total_seconds"] == 12
+    with pytest.raises(ValueError, match="new seeds"):
+        module.merge(old, old)
+    with pytest.raises(ValueError, match="same settings"):
+        module.merge(old, new | {"steps": 20})
