@@ -6,6 +6,9 @@ notebook does with ``SEED``). One torch thread, runs one after another.
 
     python benchmarks/mla_quality.py                     # seeds 0-2, all variants
     python benchmarks/mla_quality.py --seeds 0 1 2 3 --out /tmp/mla.json
+    python benchmarks/mla_quality.py --seeds 3 4 --add-to docs/benchmarks_data/mla_quality.json
+    python benchmarks/mla_quality.py --steps 2400 --variants MHA "GQA, 2 KV heads" "MLA, d_c = 28" \\
+        --seeds 0 1 2 3 4 --out docs/benchmarks_data/mla_quality_2400.json     # until flat
     python benchmarks/mla_quality.py --render docs/benchmarks_data/mla_quality.json
 
 The table in docs/benchmarks.md and notebook 02 is :func:`format_markdown` of the JSON
@@ -32,7 +35,7 @@ PAIRS = (  # (A, B): B - A per seed
 )
 
 
-def run_all(seeds: list[int], variants: list[str]) -> dict:
+def run_all(seeds: list[int], variants: list[str], steps: int = STEPS) -> dict:
     import torch
 
     from course_lib import attention_lab
@@ -40,7 +43,7 @@ def run_all(seeds: list[int], variants: list[str]) -> dict:
     torch.set_num_threads(1)
     runs, start = [], time.perf_counter()
     for seed in seeds:
-        data = attention_lab.make_data(STEPS, seed=seed)
+        data = attention_lab.make_data(steps, seed=seed)
         for name in variants:
             r = attention_lab.run_variant(name, data, lr=LR, seed=seed, eval_every=EVAL_EVERY,
                                           progress=False)  # fmt: skip
@@ -48,14 +51,14 @@ def run_all(seeds: list[int], variants: list[str]) -> dict:
                              cache_per_token=r.cache_per_token, val_curve=[r.val_steps, r.val_losses],
                              seconds=r.seconds))  # fmt: skip
             print(f"seed {seed} {name:<18} val {r.val_loss:.4f} ({r.seconds:.0f} s)", flush=True)
-    return dict(steps=STEPS, lr=LR, seeds=seeds, variants=variants, torch=torch.__version__,
+    return dict(steps=steps, lr=LR, seeds=seeds, variants=variants, torch=torch.__version__,
                 machine=platform.machine(), total_seconds=round(time.perf_counter() - start),
                 runs=runs)  # fmt: skip
 
 
 def _ms(values: list[float], fmt: str = ".3f") -> str:
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):{fmt}} ± {sd:{fmt}}"
+    return f"{statistics.fmean(values):{fmt}} ± {sd:{fmt.lstrip('+')}}"
 
 
 def _late_change(curve: list[list[float]]) -> float:
@@ -110,6 +113,7 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=STEPS, help="training steps (the notebook's: 1200)")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS))
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--render", type=Path, help="print the tables of a recorded JSON and stop")
@@ -120,7 +124,7 @@ def main() -> None:
     if args.render:
         print(format_markdown(json.loads(args.render.read_text())))
         return
-    result = run_all(args.seeds, args.variants)
+    result = run_all(args.seeds, args.variants, args.steps)
     if args.add_to:
         result = merge(json.loads(args.add_to.read_text()), result)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -46,6 +46,18 @@ COLLAPSE = {
     },
 }
 SETTINGS = {"V3-like": V3_LIKE, "collapse": COLLAPSE}
+PAIRS = (  # (setting, A, B): the comparisons the notebook draws conclusions from, B - A per seed
+    ("V3-like", "dense twin", "aux-free γ=0.01"),
+    ("V3-like", "aux-free γ=0.01", "no shared expert, top-3 of 9, aux-free γ=0.01"),
+    ("V3-like", "no balancing", "aux loss α=0.01"),
+    ("V3-like", "no balancing", "aux-free γ=0.01"),
+    ("V3-like", "aux loss α=0.01", "aux-free γ=0.01"),
+    ("collapse", "no balancing", "aux loss α=0.01"),
+    ("collapse", "no balancing", "aux-free γ=0.01"),
+    ("collapse", "aux loss α=0.01", "aux-free γ=0.01"),
+    ("collapse", "no balancing", "aux loss α=0.1"),
+    ("collapse", "no balancing", "aux-free γ=0.1"),
+)
 
 
 def run_all(seeds: list[int]) -> dict:
@@ -96,7 +108,7 @@ def balance_stats(end_loads: list[list[float]], dead_below: float = 0.01) -> dic
 def _ms(values: list[float], fmt: str = ".3f") -> str:
     """'mean ± sd' (sample sd over seeds)."""
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):{fmt}} ± {sd:{fmt}}"
+    return f"{statistics.fmean(values):{fmt}} ± {sd:{fmt.lstrip('+')}}"
 
 
 def summary(result: dict) -> dict:
@@ -160,14 +172,13 @@ def format_markdown(result: dict) -> str:
                 f"{_ms(c['dead'], '.1f')} |"
             )
         lines.append("")
-    lines += ["| paired comparison (V3-like) | B − A val loss, mean ± sd | seeds where B is lower |",
+    lines += ["| paired comparison | B − A val loss, mean ± sd | seeds where B is lower |",
               "|---|---|---|"]  # fmt: skip
-    for a, b in (("dense twin", "aux-free γ=0.01"),
-                 ("aux-free γ=0.01", "no shared expert, top-3 of 9, aux-free γ=0.01"),
-                 ("no balancing", "aux loss α=0.01"), ("no balancing", "aux-free γ=0.01"),
-                 ("aux loss α=0.01", "aux-free γ=0.01")):  # fmt: skip
-        d = paired(result, "V3-like", a, b)
-        lines.append(f"| A = {a}, B = {b} | {_ms(d, '+.4f')} | {sum(x < 0 for x in d)} of {n} |")
+    for setting, a, b in PAIRS:
+        d = paired(result, setting, a, b)
+        lines.append(
+            f"| {setting}: A = {a}, B = {b} | {_ms(d, '+.4f')} | {sum(x < 0 for x in d)} of {n} |"
+        )
     return "\n".join(lines)
 
 
