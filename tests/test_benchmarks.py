@@ -11,10 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location(
-        "real_model", ROOT / "benchmarks" / "real_model.py"
-    )
+def _load_script(name: str = "real_model"):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -65,14 +63,27 @@ def test_docs_table_rows_come_from_recorded_json():
                 )
 
 
+def test_grading_table_comes_from_recorded_json_and_keeps_the_bound():
+    """Every grader stays under its time bound per megabyte of adversarial text (as recorded by
+    benchmarks/grading.py), and the docs table is the script's output for the recorded JSON."""
+    grading = _load_script("grading")
+    docs = (ROOT / "docs" / "benchmarks.md").read_text()
+    files = sorted((ROOT / "docs" / "benchmarks_data").glob("grading_*.json"))
+    assert files
+    for path in files:
+        result = json.loads(path.read_text())
+        assert result["bound_s_per_mb"] == grading.BOUND_S_PER_MB
+        for row in grading.format_markdown(result).splitlines()[2:]:
+            assert row in docs, f"{path.name}: row not in docs/benchmarks.md: {row}"
+        library = [r for r in result["rows"] if r["kind"] == "library"]
+        assert {r["grader"] for r in library} == set(grading.GRADERS)
+        assert max(r["chars"] for r in library) >= 800_000  # the bound is shown on long text
+        for r in library:
+            per_mb = r["seconds"] / (r["chars"] / 1e6)
+            assert per_mb <= grading.BOUND_S_PER_MB, f"{path.name}: {r}"
+
+
 # ----- notebook 01's and 02's multi-seed tables ---------------------------------------------------
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _notebook_sources(stem: str) -> tuple[str, list[str]]:
     cells = json.loads((ROOT / "notebooks" / f"{stem}.ipynb").read_text())["cells"]
     text = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells]
@@ -92,7 +103,7 @@ def test_multi_seed_tables_in_docs_and_notebook_are_the_scripts_rendering(
     script, recorded, notebook
 ):
     """Every table row docs/benchmarks.md and the notebook quote is format_markdown of the JSON."""
-    module = _script(script)
+    module = _load_script(script)
     result = json.loads((ROOT / "docs" / "benchmarks_data" / f"{recorded}.json").read_text())
     assert len(result["seeds"]) >= 3  # a comparison the prose concludes from holds over >= 3 seeds
     rows = [ln for ln in module.format_markdown(result).splitlines() if ln.startswith("| ")]
@@ -108,7 +119,7 @@ def test_notebook_01_sweep_figure_data_is_the_recorded_sweep():
     """The SWEEP literal notebook 01 plots is sweep_points of the recorded JSON."""
     import ast
 
-    module = _script("moe_balance")
+    module = _load_script("moe_balance")
     result = json.loads((ROOT / "docs" / "benchmarks_data" / "moe_balance.json").read_text())
     _, code = _notebook_sources("01_mixture_of_experts")
     (cell,) = [c for c in code if "\nSWEEP = {" in c]
@@ -121,14 +132,14 @@ def test_notebook_01_sweep_figure_data_is_the_recorded_sweep():
 
 
 def test_moe_balance_statistics_by_hand():
-    module = _script("moe_balance")
+    module = _load_script("moe_balance")
     stats = module.balance_stats([[10, 10, 0, 20], [10, 10, 10, 10]])
     # layer 0: mean 10, max 20 -> max/mean 2, MaxVio 1; layer 1 balanced; one expert under 1%
     assert stats == {"max_over_mean": 1.5, "max_vio": 1.0, "min_share": 0.0, "dead": 1}
 
 
 def test_merge_adds_only_new_seeds_with_the_same_settings():
-    module = _script("mla_quality")
+    module = _load_script("mla_quality")
     old = dict(steps=10, lr=0.1, variants=["MHA"], seeds=[0], runs=[{"seed": 0}], total_seconds=5)
     new = dict(steps=10, lr=0.1, variants=["MHA"], seeds=[1], runs=[{"seed": 1}], total_seconds=7)
     merged = module.merge(old, new)
