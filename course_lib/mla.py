@@ -24,13 +24,17 @@ only has to cache ``c_kv`` and ``k_rope`` per token -- (d_c + d_rope) numbers in
 Both give the same outputs (to float rounding); ``tests/test_mla.py`` proves it, and proves that the
 full path matches transformers' ``DeepseekV3Attention`` with copied weights.
 
-What is simplified, plainly:
+Where we differ from DeepSeek's reference code, and how to match it:
 - RoPE uses the rotate-half layout (as transformers' Llama/Qwen2). DeepSeek's checkpoints rotate
-  interleaved pairs (transformers' ``rope_interleave=True``); that is only a fixed permutation of the
-  RoPE rows of ``wq_b``/``wkv_a`` (``tests/test_mla.py`` loads transformers' interleaved weights
-  through that permutation and gets the same outputs).
-- No YaRN context extension: V3's long-context RoPE scaling (factor 40) and its softmax ``mscale``
-  correction are not implemented; the softmax scale is exactly ``1/sqrt(d_nope + d_rope)``.
+  interleaved pairs (transformers' ``rope_interleave=True``); that is one fixed permutation of the
+  RoPE rows of ``wq``/``wq_b``/``wkv_a`` (:func:`deinterleave_rope_rows`; ``tests/test_mla.py``
+  loads transformers' interleaved weights through it and gets the same outputs).
+- YaRN ([V3] §4.3) is optional: ``yarn=layers.YaRN(40, 4096)`` is V3's setting (rescaled RoPE
+  frequencies, softmax scale times ``mscale**2``), matching transformers' ``rope_type="yarn"``.
+  Without it the softmax scale is exactly ``1/sqrt(d_nope + d_rope)`` (the reference code's too
+  when its context is not longer than the original 4K).
+
+What is simplified, plainly:
 - No attention dropout, no tensor parallelism, no FP8. Left padding works through ``key_mask``.
 - The decode cache grows by concatenation (readable; a serving engine would preallocate pages).
 - Modules follow TinySeek's attention interface (as ``course_lib.attention``):
@@ -44,7 +48,14 @@ from typing import Literal
 import torch
 from torch import nn
 
-from course_lib.layers import RMSNorm, apply_rope, attention_mask, rope_cos_sin
+from course_lib.layers import (
+    RMSNorm,
+    YaRN,
+    apply_rope,
+    attention_mask,
+    interleaved_to_half,
+    rope_cos_sin,
+)
 
 CacheMode = Literal["naive", "absorbed"]
 Cache = tuple[torch.Tensor, ...]
@@ -67,6 +78,7 @@ class MultiHeadLatentAttention(nn.Module):
         norm_eps: epsilon of the two RMSNorms (DeepSeek uses 1e-6).
         cache_mode: the decode cache :meth:`forward` keeps unless told otherwise: ``"absorbed"``
             (``c_kv`` and ``k_rope``) or ``"naive"`` (per-head K and V).
+        yarn: YaRN context extension (:class:`course_lib.layers.YaRN`), or None for plain RoPE.
     """
 
     def __init__(
@@ -81,6 +93,7 @@ class MultiHeadLatentAttention(nn.Module):
         rope_theta: float = 10_000.0,
         norm_eps: float = 1e-6,
         cache_mode: CacheMode = "absorbed",
+        yarn: YaRN | None = None,
     ) -> None:
         super().__init__()
         sizes = {
@@ -110,8 +123,10 @@ class MultiHeadLatentAttention(nn.Module):
         self.v_head_dim = v_head_dim
         self.q_lora_rank = q_lora_rank
         self.rope_theta = rope_theta
-        # Softmax scale over the whole query/key width, RoPE part included [V2 §2.1.3].
-        self.softmax_scale = self.qk_head_dim**-0.5
+        self.yarn = yarn
+        # Softmax scale over the whole query/key width, RoPE part included [V2 §2.1.3]; YaRN
+        # multiplies it by mscale**2 ([ref] MLA.softmax_scale).
+        self.softmax_scale = self.qk_head_dim**-0.5 * (1.0 if yarn is None else yarn.softmax_factor)
         self.cache_mode: str = self._mode(cache_mode)
 
         h_qk = n_heads * self.qk_head_dim
@@ -197,7 +212,7 @@ class MultiHeadLatentAttention(nn.Module):
         """
         mode = self._mode(mode)
         positions = torch.arange(x.shape[1], device=x.device) if positions is None else positions
-        cos, sin = rope_cos_sin(positions, self.qk_rope_head_dim, self.rope_theta)
+        cos, sin = rope_cos_sin(positions, self.qk_rope_head_dim, self.rope_theta, self.yarn)
         c_kv, k_rope = self.latents(x, cos.to(x.dtype), sin.to(x.dtype))
         return (c_kv, k_rope) if mode == "absorbed" else self.expand(c_kv, k_rope)
 
@@ -239,7 +254,7 @@ class MultiHeadLatentAttention(nn.Module):
         s_past = 0 if past is None else past[0].shape[-2]
         if positions is None:
             positions = torch.arange(s_past, s_past + T, device=x.device)
-        cos, sin = rope_cos_sin(positions, self.qk_rope_head_dim, self.rope_theta)  # (T, d_rope)
+        cos, sin = rope_cos_sin(positions, self.qk_rope_head_dim, self.rope_theta, self.yarn)
         cos, sin = cos.to(x.dtype), sin.to(x.dtype)
 
         q_nope, q_rope = self.queries(x, cos, sin)  # (B, H, T, d_nope), (B, H, T, d_rope)
@@ -292,6 +307,27 @@ def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Softmax over keys where ``mask`` is True. A large negative fill (not -inf) keeps rows with
     no visible key (left padding) finite instead of NaN; real queries always see themselves."""
     return scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(dim=-1)
+
+
+def deinterleave_rope_rows(
+    weight: torch.Tensor, n_heads: int, nope: int, rope: int
+) -> torch.Tensor:
+    """A DeepSeek (interleaved-RoPE) projection's rows reordered for our rotate-half RoPE.
+
+    ``weight`` is ``(n_heads * (nope + rope), in)`` (``wq``/``wq_b``: per head, nope rows then rope
+    rows) or, with ``n_heads=1`` and ``nope`` the latent size, ``wkv_a``'s ``(d_c + rope, in)``.
+    The RoPE rows of each head are permuted by :func:`course_lib.layers.interleaved_to_half`; the
+    no-RoPE rows stay. Queries and keys then come out permuted the same way, so every score is
+    unchanged.
+    """
+    if weight.shape[0] != n_heads * (nope + rope):
+        raise ValueError(
+            f"weight has {weight.shape[0]} rows but n_heads * (nope + rope) = "
+            f"{n_heads * (nope + rope)}; pass the sizes the projection was built with."
+        )
+    w = weight.view(n_heads, nope + rope, -1)
+    rope_rows = w[:, nope:][:, interleaved_to_half(rope)]
+    return torch.cat([w[:, :nope], rope_rows], dim=1).reshape(weight.shape)
 
 
 def decode(

@@ -89,7 +89,10 @@ class TinySeekConfig:
     n_expert_groups: int = 1
     topk_groups: int = 1
     route_scale: float = 1.0
-    norm_topk_prob: bool = True
+    norm_topk_prob: bool | None = (
+        None  # None: the paper's rule (V3 sigmoid renormalises, V2 softmax not)
+    )
+    group_score: str | None = None  # None: V3's "top2_sum" for sigmoid, V2's "max" for softmax
     balance: str = "none"  # "none" | "aux_loss" | "aux_free"
     aux_alpha: float = 0.01  # weight of the sequence-wise balance loss ("aux_loss")
     bias_gamma: float = 0.001  # bias update speed ("aux_free")
@@ -216,6 +219,7 @@ class Block(nn.Module):
                 config.n_activated_experts, config.score_func, config.n_expert_groups,
                 config.topk_groups, config.route_scale, config.norm_topk_prob, config.balance,
                 config.aux_alpha, config.bias_gamma, config.complementary_alpha,
+                group_score=config.group_score,
             )  # fmt: skip
         else:
             self.ffn = SwiGLU(config.d_model, config.d_ff)

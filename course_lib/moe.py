@@ -1,25 +1,31 @@
 """DeepSeekMoE: fine-grained routed experts, shared experts, gates and load balancing.
 
 Follows DeepSeek-V2 §2.2 and DeepSeek-V3 §2.1.2 (DeepSeekMoE: Dai et al., arXiv 2401.06066), and
-the gate of deepseek-ai/DeepSeek-V3 ``inference/model.py`` / transformers' ``DeepseekV3TopkRouter``:
+the gate of deepseek-ai/DeepSeek-V3 ``inference/model.py`` (class ``Gate``) and transformers'
+``DeepseekV3TopkRouter`` / ``DeepseekV2TopkRouter``:
 
 * The FFN of a layer is ``shared(x) + sum_{i in top-K_r} g_i * expert_i(x)``: ``n_shared_experts``
   experts see every token; of ``n_routed_experts`` small ("fine-grained") experts, the
   ``n_activated_experts`` (the papers' K_r) with the highest scores are chosen per token.
-* Gates: ``"softmax"`` over all experts (V2 style) or ``"sigmoid"`` affinities (V3 style). The
-  weights of the chosen experts may be renormalised to sum to one (V3 always does; V2 did not, so
-  its weights sum to less than one) and are then multiplied by ``route_scale`` (2.5 in V3).
-* Group-limited routing: experts sit in ``n_groups`` groups; a group's score is the sum of its
-  top-2 expert scores (with the bias); only the best ``topk_groups`` groups are eligible (V3's
-  node-limited routing; V2's device-limited routing is the same idea). DeepSeek's [ref] code uses
-  the group's max score when the gate has no bias; transformers' ``DeepseekV3TopkRouter`` always
-  sums the top 2 (its bias buffer always exists), and so do we.
+* Gates: ``"softmax"`` over all experts (V2) or ``"sigmoid"`` affinities (V3, [V3] eq. 15). V3
+  renormalises the chosen weights to sum to one ([V3] eq. 13); V2 does not, so its weights sum to
+  less than one. Both then multiply by ``route_scale`` (2.5 in V3's released config, 16 in V2's:
+  neither paper's text gives it). ``normalize=None`` follows the paper of the gate: renormalise for
+  sigmoid, not for softmax (the reference code's rule too).
+* Group-limited routing: experts sit in ``n_groups`` groups; only the best ``topk_groups`` groups
+  are eligible. How a group is scored is ``group_score``: ``"top2_sum"``, the sum of its two best
+  (biased) scores (V3's node-limited routing: the sum of the best K_r/M = 8/4 = 2 affinities per
+  node, [V3] §2.1.2), or ``"max"``, its single best score (V2's device-limited routing ranks
+  devices by their highest affinity, [V2] §2.2.2). ``group_score=None`` picks V3's rule for
+  sigmoid and V2's for softmax; DeepSeek's reference ``Gate`` takes the max exactly when it has no
+  bias (its V2-style configs), transformers' V3 router always sums the top 2, its V2 router takes
+  the max.
 * Balancing: ``"none"``; ``"aux_loss"``, the sequence-wise balance loss ``alpha * sum_i f_i P_i``
   ([V3] eq. 17-20; V2's expert-level loss §2.2.3 is its batch-wise cousin); ``"aux_free"``, a
-  per-expert bias added to the scores ONLY to choose experts (the gate weights come from the
-  unbiased scores), moved by ``gamma`` after each step toward the under-loaded experts ([V3]
-  §2.1.2). V3 also keeps a tiny sequence-wise loss next to the bias (alpha = 1e-4):
-  ``complementary_alpha`` turns that on.
+  per-expert bias added to the scores ONLY to choose experts ([V3] eq. 16: the gate weights come
+  from the unbiased scores), moved by ``gamma`` after each optimizer step toward the under-loaded
+  experts ([V3] §2.1.2; Wang et al., arXiv 2408.15664). V3 also keeps a tiny sequence-wise loss
+  next to the bias (alpha = 1e-4): ``complementary_alpha`` turns that on.
 
 Dispatch is vectorised: token-expert pairs are sorted by expert into an (E, capacity, d) buffer,
 every expert runs as one batched matmul, and results are scattered back. No token is ever dropped
@@ -43,6 +49,15 @@ from course_lib.layers import SwiGLU
 
 BALANCE_MODES = ("none", "aux_loss", "aux_free")
 SCORE_FUNCS = ("softmax", "sigmoid")
+GROUP_SCORES = ("top2_sum", "max")
+
+
+def paper_defaults(score_func: str) -> tuple[bool, str]:
+    """``(normalize, group_score)`` of the paper whose gate ``score_func`` is: V3's
+    ``(True, "top2_sum")`` for sigmoid, V2's ``(False, "max")`` for softmax."""
+    if score_func not in SCORE_FUNCS:
+        raise ValueError(f"score_func={score_func!r}; use 'softmax' (V2) or 'sigmoid' (V3).")
+    return (True, "top2_sum") if score_func == "sigmoid" else (False, "max")
 
 
 # --------------------------------------------------------------------------------------------
@@ -57,17 +72,32 @@ def gate_scores(logits: torch.Tensor, score_func: str = "sigmoid") -> torch.Tens
     raise ValueError(f"score_func={score_func!r}; use 'softmax' (V2) or 'sigmoid' (V3).")
 
 
-def group_mask(scores_for_choice: torch.Tensor, n_groups: int, topk_groups: int) -> torch.Tensor:
-    """Boolean (N, E) mask of the experts inside each token's best ``topk_groups`` groups.
+def group_scores(
+    scores_for_choice: torch.Tensor, n_groups: int, rule: str = "top2_sum"
+) -> torch.Tensor:
+    """Each token's score for each group of experts: (N, E) -> (N, n_groups).
 
-    A group's score is the sum of its top-2 expert scores (the top-1 score for groups of one).
+    ``"top2_sum"``: the sum of the group's two best scores (its best one for groups of one expert),
+    V3's rule; ``"max"``: the group's best score, V2's rule.
     """
+    if rule not in GROUP_SCORES:
+        raise ValueError(f"group_score={rule!r}; use 'top2_sum' (V3) or 'max' (V2).")
     N, E = scores_for_choice.shape
     per_group = scores_for_choice.view(N, n_groups, E // n_groups)  # (N, G, E/G)
-    top = per_group.topk(min(2, E // n_groups), dim=-1).values.sum(dim=-1)  # (N, G)
-    best = top.topk(topk_groups, dim=-1).indices  # (N, topk_groups)
+    if rule == "max":
+        return per_group.amax(dim=-1)
+    return per_group.topk(min(2, E // n_groups), dim=-1).values.sum(dim=-1)
+
+
+def group_mask(
+    scores_for_choice: torch.Tensor, n_groups: int, topk_groups: int, rule: str = "top2_sum"
+) -> torch.Tensor:
+    """Boolean (N, E) mask of the experts inside each token's best ``topk_groups`` groups, the
+    groups ranked by :func:`group_scores` with ``rule``."""
+    N, E = scores_for_choice.shape
+    best = group_scores(scores_for_choice, n_groups, rule).topk(topk_groups, dim=-1).indices
     keep = torch.zeros(N, n_groups, dtype=torch.bool, device=scores_for_choice.device)
-    keep.scatter_(1, best, True)
+    keep.scatter_(1, best, True)  # (N, G)
     return keep[:, :, None].expand(N, n_groups, E // n_groups).reshape(N, E)
 
 
@@ -79,17 +109,20 @@ def topk_route(
     topk_groups: int = 1,
     route_scale: float = 1.0,
     normalize: bool = True,
+    group_score: str = "top2_sum",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Choose ``n_activated_experts`` experts per token and their gate weights.
 
     scores: (N, E) unbiased affinities. bias: (E,) added to the scores only to CHOOSE (groups and
-    experts); the weights are gathered from the unbiased ``scores``, renormalised over the chosen
-    experts when ``normalize`` and multiplied by ``route_scale``.
+    experts, [V3] eq. 16); the weights are gathered from the unbiased ``scores``, renormalised over
+    the chosen experts when ``normalize`` and multiplied by ``route_scale``. The defaults are V3's
+    (sigmoid scores); V2's softmax gate is ``normalize=False, group_score="max"``.
     Returns (weights (N, k), indices (N, k)).
     """
     choice = scores if bias is None else scores + bias  # (N, E)
     if n_groups > 1:
-        choice = choice.masked_fill(~group_mask(choice, n_groups, topk_groups), float("-inf"))
+        keep = group_mask(choice, n_groups, topk_groups, group_score)
+        choice = choice.masked_fill(~keep, float("-inf"))  # -inf, not 0: biased scores can be < 0
     indices = choice.topk(n_activated_experts, dim=-1).indices  # (N, k)
     weights = scores.gather(1, indices)  # (N, k), from the UNBIASED scores
     if normalize:
@@ -138,8 +171,15 @@ def expert_counts(indices: torch.Tensor, n_experts: int) -> torch.Tensor:
 
 def max_over_mean(counts: torch.Tensor) -> float:
     """Max expert load divided by the mean load: 1.0 is perfect balance, E/k is total collapse."""
-    counts = counts.float()
+    counts = torch.as_tensor(counts).float()
     return float(counts.max() / counts.mean().clamp_min(1e-12))
+
+
+def max_violation(counts: torch.Tensor) -> float:
+    """MaxVio, the auxiliary-loss-free paper's balance metric (Wang et al., arXiv 2408.15664 §4.1):
+    ``(max load - mean load) / mean load`` = max/mean - 1; 0 is perfect balance, E/k - 1 total
+    collapse."""
+    return max_over_mean(counts) - 1.0
 
 
 def domain_expert_usage(
@@ -160,7 +200,9 @@ def domain_expert_usage(
 
 @dataclass
 class RoutingInfo:
-    """What the router did in one forward pass (tensors detached)."""
+    """What the router did in one forward pass. In training, ``weights`` and ``scores`` keep their
+    gradient, so a balance loss written from them (as notebook 01 does) trains the router; call
+    ``.detach()`` before turning them into numbers."""
 
     indices: torch.Tensor  # (B, T, k) chosen experts
     weights: torch.Tensor  # (B, T, k) gate weights
@@ -179,7 +221,8 @@ class Router(nn.Module):
     """The gate: a linear map to one logit per expert, scores, optional groups, top-k.
 
     ``bias`` is the auxiliary-loss-free balancing bias (transformers calls it
-    ``e_score_correction_bias``): a buffer, not trained by gradients.
+    ``e_score_correction_bias``): a buffer, not trained by gradients. ``normalize`` and
+    ``group_score`` left at None follow the paper of ``score_func`` (:func:`paper_defaults`).
     """
 
     def __init__(
@@ -191,11 +234,17 @@ class Router(nn.Module):
         n_groups: int = 1,
         topk_groups: int = 1,
         route_scale: float = 1.0,
-        normalize: bool = True,
+        normalize: bool | None = None,
+        group_score: str | None = None,
     ):
         super().__init__()
         if score_func not in SCORE_FUNCS:
             raise ValueError(f"score_func={score_func!r}; use one of {SCORE_FUNCS}.")
+        paper_normalize, paper_group_score = paper_defaults(score_func)
+        normalize = paper_normalize if normalize is None else normalize
+        group_score = paper_group_score if group_score is None else group_score
+        if group_score not in GROUP_SCORES:
+            raise ValueError(f"group_score={group_score!r}; use one of {GROUP_SCORES}.")
         if n_groups < 1 or n_experts % n_groups:
             raise ValueError(
                 f"n_experts={n_experts} must split into n_groups={n_groups} equal groups."
@@ -215,7 +264,7 @@ class Router(nn.Module):
             score_func,
         )
         self.n_groups, self.topk_groups = n_groups, topk_groups
-        self.route_scale, self.normalize = route_scale, normalize
+        self.route_scale, self.normalize, self.group_score = route_scale, normalize, group_score
         self.weight = nn.Parameter(torch.empty(n_experts, d_model))
         nn.init.normal_(self.weight, std=d_model**-0.5)
         self.register_buffer("bias", torch.zeros(n_experts))
@@ -226,7 +275,7 @@ class Router(nn.Module):
         scores = gate_scores(logits, self.score_func)
         weights, indices = topk_route(
             scores, self.n_activated_experts, self.bias, self.n_groups, self.topk_groups,
-            self.route_scale, self.normalize,
+            self.route_scale, self.normalize, self.group_score,
         )  # fmt: skip
         return weights.to(x.dtype), indices, scores
 
@@ -275,6 +324,7 @@ class DeepSeekMoE(nn.Module):
     After ``forward``: ``last_routing`` (a :class:`RoutingInfo`) and ``aux_loss`` (already
     multiplied by alpha; zero without a balance loss). In training mode the tokens per expert are
     accumulated until :meth:`update_bias` (call it after each optimizer step) uses them.
+    ``normalize`` and ``group_score`` left at None follow the paper of ``score_func``.
     """
 
     def __init__(
@@ -288,11 +338,12 @@ class DeepSeekMoE(nn.Module):
         n_groups: int = 1,
         topk_groups: int = 1,
         route_scale: float = 1.0,
-        normalize: bool = True,
+        normalize: bool | None = None,
         balance: str = "none",
         aux_alpha: float = 0.01,
         bias_gamma: float = 0.001,
         complementary_alpha: float = 0.0,
+        group_score: str | None = None,
     ):
         super().__init__()
         if balance not in BALANCE_MODES:
@@ -307,15 +358,9 @@ class DeepSeekMoE(nn.Module):
         self.balance, self.aux_alpha, self.bias_gamma = balance, aux_alpha, bias_gamma
         self.complementary_alpha = complementary_alpha
         self.router = Router(
-            d_model,
-            n_routed_experts,
-            n_activated_experts,
-            score_func,
-            n_groups,
-            topk_groups,
-            route_scale,
-            normalize,
-        )
+            d_model, n_routed_experts, n_activated_experts, score_func, n_groups, topk_groups,
+            route_scale, normalize, group_score,
+        )  # fmt: skip
         self.experts = RoutedExperts(n_routed_experts, d_model, d_expert)
         self.shared = SwiGLU(d_model, d_expert * n_shared_experts) if n_shared_experts else None
         self.register_buffer("step_counts", torch.zeros(n_routed_experts), persistent=False)
@@ -346,9 +391,8 @@ class DeepSeekMoE(nn.Module):
         if self.training:
             self.step_counts += counts.to(self.step_counts.dtype)
         self.last_routing = RoutingInfo(
-            indices.view(B, T, -1).detach(), weights.view(B, T, -1).detach(),
-            scores.view(B, T, -1).detach(), counts.detach(),
-        )  # fmt: skip
+            indices.view(B, T, -1), weights.view(B, T, -1), scores.view(B, T, -1), counts
+        )
         return y.view(B, T, d)
 
     @torch.no_grad()
@@ -382,25 +426,38 @@ def naive_moe_loop(moe: DeepSeekMoE, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def from_transformers_deepseek_v3(hf_moe: nn.Module, balance: str = "aux_free") -> DeepSeekMoE:
-    """Our :class:`DeepSeekMoE` holding a copy of transformers' ``DeepseekV3MoE`` weights.
+def from_transformers(hf_moe: nn.Module, balance: str = "aux_free") -> DeepSeekMoE:
+    """Our :class:`DeepSeekMoE` holding a copy of transformers' ``DeepseekV3MoE`` or ``DeepseekV2Moe``.
 
-    Reads the sizes from ``hf_moe.config``; copies the router (and its
+    Reads the sizes from ``hf_moe.config``; copies the router (and V3's
     ``e_score_correction_bias``), the experts (stored by transformers as ``gate_up_proj``
-    (E, 2I, d) and ``down_proj`` (E, d, I)) and the shared experts.
+    (E, 2I, d) and ``down_proj`` (E, d, I)) and the shared experts. V3: sigmoid, renormalised,
+    groups scored by their top-2 sum. V2: softmax, not renormalised, groups (``topk_method=
+    "group_limited_greedy"``) scored by their max.
     """
     cfg = hf_moe.config
-    if not getattr(cfg, "norm_topk_prob", True):
-        raise ValueError("this copy expects norm_topk_prob=True (DeepSeek-V3's setting).")
+    v3 = cfg.model_type == "deepseek_v3"
+    if cfg.model_type not in ("deepseek_v2", "deepseek_v3"):
+        raise ValueError(
+            f"expected a DeepSeek-V2 or V3 MoE layer, got model_type={cfg.model_type!r}."
+        )
+    if bool(cfg.norm_topk_prob) != v3:
+        raise ValueError(
+            f"this copy expects norm_topk_prob={v3} ({'V3' if v3 else 'V2'}'s setting); "
+            f"got {cfg.norm_topk_prob}."
+        )
+    grouped = v3 or cfg.topk_method == "group_limited_greedy"
     I = cfg.moe_intermediate_size  # noqa: E741
     ours = DeepSeekMoE(
         cfg.hidden_size, I, n_routed_experts=cfg.n_routed_experts,
-        n_shared_experts=cfg.n_shared_experts, n_activated_experts=cfg.num_experts_per_tok, score_func="sigmoid", n_groups=cfg.n_group,
-        topk_groups=cfg.topk_group, route_scale=cfg.routed_scaling_factor, normalize=True,
-        balance=balance,
+        n_shared_experts=cfg.n_shared_experts, n_activated_experts=cfg.num_experts_per_tok,
+        score_func="sigmoid" if v3 else "softmax", n_groups=cfg.n_group if grouped else 1,
+        topk_groups=cfg.topk_group if grouped else 1, route_scale=cfg.routed_scaling_factor,
+        normalize=v3, group_score="top2_sum" if v3 else "max", balance=balance,
     )  # fmt: skip
     ours.router.weight.copy_(hf_moe.gate.weight)
-    ours.router.bias.copy_(hf_moe.gate.e_score_correction_bias)
+    if v3:
+        ours.router.bias.copy_(hf_moe.gate.e_score_correction_bias)
     gate_up = hf_moe.experts.gate_up_proj  # (E, 2I, d): rows [:I] gate, [I:] up
     ours.experts.w_gate.copy_(gate_up[:, :I, :].transpose(1, 2))  # (E, d, I)
     ours.experts.w_up.copy_(gate_up[:, I:, :].transpose(1, 2))

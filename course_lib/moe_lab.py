@@ -1,6 +1,9 @@
 """Notebook 01's experiments: train TinySeek variants on the domain mixture and keep routing stats.
 
 * :func:`make_data`: a training stream and fixed validation batches from ``tasks.domain_mixture``.
+* :func:`moe_config`: the notebook's V3-like MoE (sigmoid gate, top-2 of 8, one shared expert);
+  :func:`collapse_config`: a V2-like router that really collapses without balancing (softmax
+  gate, top-1 of 16 experts, no shared expert; ``benchmarks/moe_balance.py`` shows it over seeds).
 * :func:`dense_twin`: the dense model with the SAME active parameters and FLOPs per token as an MoE
   config: a SwiGLU of width ``(n_shared_experts + n_activated_experts) * d_expert`` (the router's ``d_model * E``
   multiply-adds are the only extra work of the MoE, under 10% here).
@@ -23,7 +26,7 @@ import torch
 
 from course_lib.data import Batch, TokenStream, fixed_batches, pack_examples, sample_batch
 from course_lib.model import TinySeek, TinySeekConfig
-from course_lib.moe import domain_expert_usage, max_over_mean
+from course_lib.moe import domain_expert_usage, max_over_mean, max_violation
 from course_lib.tasks import DOMAINS, domain_mixture
 from course_lib.train import History, evaluate_loss, next_token_loss, train
 
@@ -60,6 +63,14 @@ def moe_config(**overrides) -> TinySeekConfig:
     return TinySeekConfig(**(base | overrides))
 
 
+def collapse_config(**overrides) -> TinySeekConfig:
+    """A router that collapses without balancing: V2's softmax gate (not renormalised), top-1 of 16
+    experts of width 16, no shared expert; same attention and width as :func:`moe_config`."""
+    base = dict(score_func="softmax", n_routed_experts=16, n_activated_experts=1, d_expert=16,
+                n_shared_experts=0)  # fmt: skip
+    return moe_config(**(base | overrides))
+
+
 def dense_twin(config: TinySeekConfig) -> TinySeekConfig:
     """The dense config with the same active parameters per token as the MoE ``config``."""
     width = (config.n_shared_experts + config.n_activated_experts) * config.d_expert
@@ -90,14 +101,32 @@ class MoERun:
         """Per step, max/mean load averaged over the MoE layers."""
         return self.history.series("max_over_mean")
 
-    def end_max_over_mean(self, last_fraction: float = 0.1) -> float:
-        """Max/mean load of the tokens routed in the last ``last_fraction`` of training (summed over
-        those steps, so one noisy batch does not decide), averaged over MoE layers."""
+    def end_loads(self, last_fraction: float = 0.1) -> np.ndarray:
+        """(n_moe_layers, E) tokens per expert summed over the last ``last_fraction`` of the steps
+        (so one noisy batch does not decide)."""
         if self.loads is None:
             raise ValueError(f"run {self.name!r} is dense: it has no experts to balance.")
         n = max(1, int(round(len(self.loads) * last_fraction)))
-        late = self.loads[-n:].sum(axis=0)  # (L, E)
-        return float(np.mean([max_over_mean(torch.as_tensor(layer)) for layer in late]))
+        return self.loads[-n:].sum(axis=0)
+
+    def end_max_over_mean(self, last_fraction: float = 0.1) -> float:
+        """Max/mean load of :meth:`end_loads`, averaged over MoE layers."""
+        return float(np.mean([max_over_mean(layer) for layer in self.end_loads(last_fraction)]))
+
+    def end_max_violation(self, last_fraction: float = 0.1) -> float:
+        """MaxVio (max/mean - 1, :func:`course_lib.moe.max_violation`) of :meth:`end_loads`, the
+        worst MoE layer's."""
+        return float(max(max_violation(layer) for layer in self.end_loads(last_fraction)))
+
+    def end_min_share(self, last_fraction: float = 0.1) -> float:
+        """The smallest share of routing decisions any expert of any MoE layer got at the end."""
+        late = self.end_loads(last_fraction)
+        return float((late / late.sum(axis=1, keepdims=True)).min())
+
+    def dead_experts(self, threshold: float = 0.01, last_fraction: float = 0.1) -> list[int]:
+        """Per MoE layer, how many experts got under ``threshold`` of the routing decisions at the end."""
+        late = self.end_loads(last_fraction)
+        return [int(n) for n in ((late / late.sum(axis=1, keepdims=True)) < threshold).sum(axis=1)]
 
     def layer_loads(self, layer: int = -1) -> np.ndarray:
         """(steps, E) tokens per expert of one MoE layer."""

@@ -23,6 +23,7 @@ from course_lib.architectures import (
     config_kv_elements_per_token,
     param_count,
 )
+from course_lib.layers import YaRN
 
 # --------------------------------------------------------------------------------------------------
 # Hardware [NV]
@@ -87,6 +88,48 @@ V3_GPU_HOURS_PER_TRILLION_TOKENS = (
 )
 V3_PARAMS_TOTAL = 671e9  # [V3 §1]
 V3_PARAMS_ACTIVE = 37e9  # activated per token [V3 §1]
+
+
+# --------------------------------------------------------------------------------------------------
+# DeepSeekMoE routers and MLA's context extension as released [V2], [V3], [cfg], [ref]
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Router:
+    """A released DeepSeekMoE router. The papers describe the mechanism; the route scale, the groups
+    and the renormalisation are read from the released configs ([cfg] ``routed_scaling_factor``,
+    ``n_group``, ``topk_group``, ``norm_topk_prob``, ``scoring_func``)."""
+
+    name: str
+    score_func: str
+    n_routed_experts: int
+    n_shared_experts: int
+    n_activated_experts: int
+    n_groups: int
+    topk_groups: int
+    route_scale: float
+    normalize: bool
+    group_score: str  # "max": V2's device-limited routing [V2 §2.2.2]; "top2_sum": V3 [V3 §2.1.2]
+
+
+ROUTERS: dict[str, Router] = {
+    # [cfg] deepseek-ai/DeepSeek-V2 config.json (topk_method "group_limited_greedy")
+    "DeepSeek-V2": Router("DeepSeek-V2", "softmax", 160, 2, 6, 8, 3, 16.0, False, "max"),
+    # [ref] config_671B.json / [cfg] deepseek-ai/DeepSeek-V3 config.json (topk_method "noaux_tc")
+    "DeepSeek-V3": Router("DeepSeek-V3", "sigmoid", 256, 1, 8, 8, 4, 2.5, True, "top2_sum"),
+}
+
+# [V3 §4.3] pre-trained at 4K tokens, then YaRN and two phases of 1,000 steps: 32K, then 128K
+# (s = 40, alpha = 1, beta = 32, sqrt(t) = 0.1 ln s + 1); [cfg] rope_scaling spells the same numbers.
+V3_YARN = YaRN(factor=40, original_max_position=4096, beta_fast=32, beta_slow=1, mscale=1.0)
+V3_CONTEXT_PHASES = (4_096, 32_768, 131_072)  # tokens: pre-training, first and second extension
+
+# [V2 §1] against DeepSeek 67B: the KV cache shrank by 93.3% and
+# the maximum generation throughput grew 5.76x; [V2 §2.1.4] MLA with d_c = 4 d_h and d_h^R = d_h / 2
+# caches as much as GQA with 2.25 groups.
+V2_KV_CACHE_REDUCTION = 0.933
+V2_MAX_THROUGHPUT_GAIN = 5.76
 
 
 # --------------------------------------------------------------------------------------------------

@@ -164,3 +164,70 @@ def test_grading_table_comes_from_recorded_json_and_keeps_the_bound():
         for r in library:
             per_mb = r["seconds"] / (r["chars"] / 1e6)
             assert per_mb <= grading.BOUND_S_PER_MB, f"{path.name}: {r}"
+
+
+# ----- notebook 01's and 02's multi-seed tables ---------------------------------------------------
+def _notebook_sources(stem: str) -> tuple[str, list[str]]:
+    cells = json.loads((ROOT / "notebooks" / f"{stem}.ipynb").read_text())["cells"]
+    text = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells]
+    markdown = "\n".join(t for c, t in zip(cells, text) if c["cell_type"] == "markdown")
+    return markdown, [t for c, t in zip(cells, text) if c["cell_type"] == "code"]
+
+
+@pytest.mark.parametrize(
+    "script,recorded,notebook",
+    [
+        ("moe_balance", "moe_balance", "01_mixture_of_experts"),
+        ("mla_quality", "mla_quality", "02_multi_head_latent_attention"),
+        ("mla_quality", "mla_quality_2400", "02_multi_head_latent_attention"),
+    ],
+)
+def test_multi_seed_tables_in_docs_and_notebook_are_the_scripts_rendering(
+    script, recorded, notebook
+):
+    """Every table row docs/benchmarks.md and the notebook quote is format_markdown of the JSON."""
+    module = _load_script(script)
+    result = json.loads((ROOT / "docs" / "benchmarks_data" / f"{recorded}.json").read_text())
+    assert len(result["seeds"]) >= 3  # a comparison the prose concludes from holds over >= 3 seeds
+    rows = [ln for ln in module.format_markdown(result).splitlines() if ln.startswith("| ")]
+    assert len(rows) >= 6
+    docs = (ROOT / "docs" / "benchmarks.md").read_text()
+    markdown, _ = _notebook_sources(notebook)
+    for row in rows:
+        assert row in docs, f"{script}: row not in docs/benchmarks.md: {row}"
+        assert row in markdown, f"{script}: row not in notebook {notebook}: {row}"
+
+
+def test_notebook_01_sweep_figure_data_is_the_recorded_sweep():
+    """The SWEEP literal notebook 01 plots is sweep_points of the recorded JSON."""
+    import ast
+
+    module = _load_script("moe_balance")
+    result = json.loads((ROOT / "docs" / "benchmarks_data" / "moe_balance.json").read_text())
+    _, code = _notebook_sources("01_mixture_of_experts")
+    (cell,) = [c for c in code if "\nSWEEP = {" in c]
+    assign = next(
+        n for n in ast.parse(cell).body if isinstance(n, ast.Assign) and n.targets[0].id == "SWEEP"
+    )
+    assert ast.literal_eval(assign.value) == {
+        k: tuple(v) for k, v in module.sweep_points(result).items()
+    }
+
+
+def test_moe_balance_statistics_by_hand():
+    module = _load_script("moe_balance")
+    stats = module.balance_stats([[10, 10, 0, 20], [10, 10, 10, 10]])
+    # layer 0: mean 10, max 20 -> max/mean 2, MaxVio 1; layer 1 balanced; one expert under 1%
+    assert stats == {"max_over_mean": 1.5, "max_vio": 1.0, "min_share": 0.0, "dead": 1}
+
+
+def test_merge_adds_only_new_seeds_with_the_same_settings():
+    module = _load_script("mla_quality")
+    old = dict(steps=10, lr=0.1, variants=["MHA"], seeds=[0], runs=[{"seed": 0}], total_seconds=5)
+    new = dict(steps=10, lr=0.1, variants=["MHA"], seeds=[1], runs=[{"seed": 1}], total_seconds=7)
+    merged = module.merge(old, new)
+    assert merged["seeds"] == [0, 1] and len(merged["runs"]) == 2 and merged["total_seconds"] == 12
+    with pytest.raises(ValueError, match="new seeds"):
+        module.merge(old, old)
+    with pytest.raises(ValueError, match="same settings"):
+        module.merge(old, new | {"steps": 20})

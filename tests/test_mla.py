@@ -1,10 +1,13 @@
 """Tests for course_lib.mla: reference match with transformers, naive == absorbed decoding, the cache.
 
-The reference is transformers' ``DeepseekV3Attention`` (checked against transformers 5.23, the version
-pinned in the course environment), built on a tiny config with random weights that we copy into ours.
+The reference is transformers' ``DeepseekV3Attention`` (checked against transformers 5.24, the version
+pinned in the course environment), built on a tiny config with random weights that we copy into ours,
+with plain RoPE and with DeepSeek-V3's YaRN settings.
 """
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
@@ -13,9 +16,11 @@ from hypothesis import strategies as st
 
 from course_lib import architectures
 from course_lib.attention import cache_nbytes
+from course_lib.layers import YaRN
 from course_lib.mla import (
     MultiHeadLatentAttention,
     decode,
+    deinterleave_rope_rows,
 )
 from course_lib.model import TinySeek, TinySeekConfig
 
@@ -45,28 +50,16 @@ def tiny_mla(q_lora_rank: int | None = 24, seed: int = 0) -> MultiHeadLatentAtte
     return attn.eval()
 
 
-def deinterleave_rope_rows(
-    weight: torch.Tensor, n_heads: int, nope: int, rope: int
-) -> torch.Tensor:
-    """Reorder the RoPE rows of a projection from interleaved pairs to the rotate-half layout.
-
-    ``weight`` is ``(n_heads * (nope + rope), in)`` (a query projection) or, with ``n_heads=1`` and
-    ``nope`` the latent size, ``(kv_lora_rank + rope, in)`` (``wkv_a``). Within each head, RoPE rows
-    ``[0, 1, 2, 3, ...]`` become ``[0, 2, 4, ..., 1, 3, 5, ...]``; an interleaved rotation of the old
-    rows then equals a rotate-half rotation of the new ones (same scores, same outputs).
-    """
-    if weight.shape[0] != n_heads * (nope + rope):
-        raise ValueError(
-            f"weight has {weight.shape[0]} rows but n_heads * (nope + rope) = "
-            f"{n_heads * (nope + rope)}; pass the sizes the projection was built with."
-        )
-    perm = torch.cat([torch.arange(0, rope, 2), torch.arange(1, rope, 2)])
-    w = weight.view(n_heads, nope + rope, -1)
-    rope_part = w[:, nope:][:, perm]
-    return torch.cat([w[:, :nope], rope_part], dim=1).reshape(weight.shape)
+# DeepSeek-V3's YaRN settings ([ref] config: rope_scaling), as transformers spells them
+V3_YARN = {"rope_type": "yarn", "rope_theta": 10_000.0, "factor": 40.0, "beta_fast": 32.0,
+           "beta_slow": 1.0, "mscale": 1.0, "mscale_all_dim": 1.0,
+           "original_max_position_embeddings": 4096}  # fmt: skip
 
 
-def hf_attention(q_lora_rank: int | None, rope_interleave: bool, seed: int = 1):
+def hf_attention(
+    q_lora_rank: int | None, rope_interleave: bool, seed: int = 1, rope: int = ROPE,
+    rope_parameters: dict | None = None,
+):  # fmt: skip
     cfg = DeepseekV3Config(
         hidden_size=D,
         num_attention_heads=H,
@@ -74,10 +67,11 @@ def hf_attention(q_lora_rank: int | None, rope_interleave: bool, seed: int = 1):
         kv_lora_rank=R,
         q_lora_rank=q_lora_rank,
         qk_nope_head_dim=NOPE,
-        qk_rope_head_dim=ROPE,
+        qk_rope_head_dim=rope,
         v_head_dim=V,
         rope_interleave=rope_interleave,
-        rope_parameters={"rope_type": "default", "rope_theta": 10_000.0},
+        rope_parameters=rope_parameters or {"rope_type": "default", "rope_theta": 10_000.0},
+        max_position_embeddings=163_840,
         num_hidden_layers=1,
         vocab_size=50,
         intermediate_size=16,
@@ -99,9 +93,10 @@ def hf_attention(q_lora_rank: int | None, rope_interleave: bool, seed: int = 1):
 
 def copy_from_hf(hf, ours: MultiHeadLatentAttention, rope_interleave: bool) -> None:
     """Load transformers' weights into ours; interleaved RoPE rows are reordered to rotate-half."""
+    rope = ours.qk_rope_head_dim
 
     def fix(w, n_heads, nope):
-        return deinterleave_rope_rows(w, n_heads, nope, ROPE) if rope_interleave else w
+        return deinterleave_rope_rows(w, n_heads, nope, rope) if rope_interleave else w
 
     with torch.no_grad():
         if hf.q_lora_rank is None:
@@ -138,6 +133,54 @@ def test_matches_transformers_deepseek_v3_attention(q_lora_rank, rope_interleave
     torch.testing.assert_close(full, expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(naive, expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(absorbed, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_yarn_frequencies_match_transformers_at_v3_sizes():
+    """V3's real RoPE width (64) and YaRN settings: our frequencies == transformers' rope_type="yarn"."""
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    cfg, _ = hf_attention(None, True, rope=64, rope_parameters=dict(V3_YARN))
+    hf_freq, attention_factor = ROPE_INIT_FUNCTIONS["yarn"](cfg)
+    ours = YaRN(40, 4096, 32, 1, 1.0).inv_freq(64)
+    torch.testing.assert_close(ours, hf_freq)
+    assert attention_factor == 1.0  # mscale == mscale_all_dim: cos/sin are not rescaled
+    plain = 1.0 / 10_000 ** (torch.arange(0, 64, 2) / 64)
+    ratio = plain / ours  # 1 where kept, 40 where interpolated, between on the ramp
+    assert ratio[0] == 1 and ratio[-1] == pytest.approx(40)
+    assert ((ratio > 1.01) & (ratio < 39.9)).sum() >= 3  # a real ramp, not a step
+
+
+@pytest.mark.parametrize("q_lora_rank", [None, 24], ids=["no-q-lora", "q-lora"])
+@pytest.mark.parametrize("rope_interleave", [False, True], ids=["rotate-half", "interleaved"])
+def test_yarn_attention_matches_transformers_deepseek_v3(q_lora_rank, rope_interleave):
+    """DeepSeekV3Attention with V3's YaRN (factor 40, mscale 1) and copied weights, at positions
+    far beyond the original 4K context: same softmax scale (x mscale^2), same outputs."""
+    rope = 16  # wide enough for the YaRN ramp to fall between kept and divided frequencies
+    cfg, hf = hf_attention(q_lora_rank, rope_interleave, rope=rope, rope_parameters=dict(V3_YARN))
+    yarn = YaRN(factor=40, original_max_position=4096, beta_fast=32, beta_slow=1, mscale=1.0)
+    ours = MultiHeadLatentAttention(D, H, R, NOPE, rope, V, q_lora_rank=q_lora_rank, yarn=yarn)
+    copy_from_hf(hf, ours.eval(), rope_interleave)
+    assert ours.softmax_scale == pytest.approx(hf.scaling)
+    assert ours.softmax_scale == pytest.approx(
+        (NOPE + rope) ** -0.5 * (0.1 * math.log(40) + 1) ** 2
+    )
+    B, T, start = 2, 7, 20_000
+    torch.manual_seed(2)
+    x = torch.randn(B, T, D)
+    pos = torch.arange(start, start + T)
+    cos, sin = DeepseekV3RotaryEmbedding(cfg)(x, pos[None].expand(B, -1))
+    causal = torch.full((T, T), float("-inf")).triu(1)[None, None].expand(B, 1, T, T)
+    with torch.no_grad():
+        expected, _ = hf(x, (cos, sin), causal)
+        full, _ = ours(x, positions=pos)
+        _, past = ours(x[:, :3], positions=pos[:3], mode="absorbed")
+        step, _ = ours(x[:, 3:], positions=pos[3:], past=past, mode="absorbed")
+        plain = MultiHeadLatentAttention(D, H, R, NOPE, rope, V, q_lora_rank=q_lora_rank).eval()
+        plain.load_state_dict(ours.state_dict())
+        without, _ = plain(x, positions=pos)
+    torch.testing.assert_close(full, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(step, expected[:, 3:], rtol=1e-5, atol=1e-5)
+    assert (without - expected).abs().max() > 1e-3  # YaRN really changes the outputs here
 
 
 @pytest.mark.parametrize("q_lora_rank", [None, 24])

@@ -1,5 +1,6 @@
-"""DeepSeekMoE: gates, group limiting, bias balancing, dispatch, and a reference test against
-transformers' DeepseekV3TopkRouter / DeepseekV3MoE (compared with transformers 5.23.0)."""
+"""DeepSeekMoE: gates, group limiting (both group rules by hand), bias balancing, dispatch, and
+reference tests against transformers' DeepseekV3MoE and DeepseekV2Moe (compared with transformers
+5.24.0)."""
 
 import pytest
 import torch
@@ -11,17 +12,20 @@ from course_lib.moe import (
     Router,
     domain_expert_usage,
     expert_counts,
-    from_transformers_deepseek_v3,
+    from_transformers,
     gate_scores,
     group_mask,
+    group_scores,
     max_over_mean,
+    max_violation,
     naive_moe_loop,
+    paper_defaults,
     sequence_balance_loss,
     topk_route,
     update_bias,
 )
 
-COMPARED_TRANSFORMERS = "5.23.0"
+COMPARED_TRANSFORMERS = "5.24.0"
 
 
 # --------------------------------------------------------------------------------------------
@@ -48,7 +52,7 @@ def _hf_moe(seed, n_group, topk_group, n_shared_experts=1, scale=2.5):
         for p in hf.parameters():
             p.normal_(0, 0.5)
         hf.gate.e_score_correction_bias.normal_(0, 0.3)  # a trained, non-zero balancing bias
-    ours = from_transformers_deepseek_v3(hf).eval()
+    ours = from_transformers(hf).eval()
     return hf, ours
 
 
@@ -69,6 +73,58 @@ def test_router_and_moe_match_transformers_deepseek_v3(seed, n_group, topk_group
     with torch.no_grad():
         ours.router.bias.zero_()
         assert not torch.equal(ours.router(x.reshape(-1, 16))[1].sort(-1)[0], hf_idx_s)
+
+
+def _hf_v2_moe(seed, topk_method, scale):
+    pytest.importorskip("transformers")
+    from transformers import DeepseekV2Config
+    from transformers.models.deepseek_v2.modeling_deepseek_v2 import DeepseekV2Moe
+
+    cfg = DeepseekV2Config(
+        hidden_size=16, moe_intermediate_size=8, n_routed_experts=8, num_experts_per_tok=2,
+        n_group=4, topk_group=2, topk_method=topk_method, n_shared_experts=2,
+        routed_scaling_factor=scale, norm_topk_prob=False, hidden_act="silu",
+        num_hidden_layers=1, num_attention_heads=2, vocab_size=32,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    hf = DeepseekV2Moe(cfg).eval()
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.normal_(0, 0.5)
+    return hf, from_transformers(hf).eval()
+
+
+@pytest.mark.parametrize(
+    "seed,topk_method,scale", [(0, "group_limited_greedy", 16.0), (1, "group_limited_greedy", 1.0),
+                               (2, "greedy", 16.0)],
+)  # fmt: skip
+def test_v2_router_and_moe_match_transformers_deepseek_v2(seed, topk_method, scale):
+    """V2's gate: softmax, groups ranked by their MAX score, weights NOT renormalised, route scale."""
+    hf, ours = _hf_v2_moe(seed, topk_method, scale)
+    assert ours.router.score_func == "softmax" and not ours.router.normalize
+    assert ours.router.group_score == "max"
+    x = torch.randn(3, 7, 16, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        _, hf_w, hf_idx = hf.gate(x)
+        w, idx, _ = ours.router(x.reshape(-1, 16))
+        hf_idx_s, hf_order = hf_idx.sort(dim=-1)
+        idx_s, order = idx.sort(dim=-1)
+        assert torch.equal(idx_s, hf_idx_s)
+        torch.testing.assert_close(w.gather(1, order), hf_w.gather(1, hf_order))
+        assert (w.sum(-1) < scale).all()  # not renormalised: the chosen softmax mass is below 1
+        # float32 rounding grows with the route scale: the tolerance scales with it
+        torch.testing.assert_close(ours(x), hf(x), atol=1e-5 * scale, rtol=1e-5)
+    if topk_method == "group_limited_greedy":  # V3's top-2 sum would choose other groups here
+        scores = gate_scores(x.reshape(-1, 16) @ ours.router.weight.T, "softmax")
+        _, idx_sum = topk_route(scores, 2, n_groups=4, topk_groups=2, group_score="top2_sum")
+        assert not torch.equal(idx_sum.sort(-1)[0], hf_idx_s)
+
+
+def test_from_transformers_refuses_a_mismatched_config():
+    hf, _ = _hf_moe(0, 4, 2)
+    hf.config.norm_topk_prob = False
+    with pytest.raises(ValueError, match="norm_topk_prob"):
+        from_transformers(hf)
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,6 +178,42 @@ def test_group_limiting_never_leaves_the_best_groups(seed):
     # without groups some token would pick experts from more than TG groups
     _, free = topk_route(scores, k, bias)
     assert any(len({int(e) // 4 for e in row}) > TG for row in free)
+
+
+def test_group_max_and_top2_sum_on_a_hand_worked_case():
+    """6 experts in 3 groups of 2, choose 1 group. Scores by hand:
+    group 0 = (0.9, 0.0): max 0.9, top-2 sum 0.9
+    group 1 = (0.5, 0.5): max 0.5, top-2 sum 1.0
+    group 2 = (0.6, 0.3): max 0.6, top-2 sum 0.9
+    V2's max picks group 0 (the single best expert, e0); V3's top-2 sum picks group 1."""
+    s = torch.tensor([[0.9, 0.0, 0.5, 0.5, 0.6, 0.3]])
+    torch.testing.assert_close(group_scores(s, 3, "max"), torch.tensor([[0.9, 0.5, 0.6]]))
+    torch.testing.assert_close(group_scores(s, 3, "top2_sum"), torch.tensor([[0.9, 1.0, 0.9]]))
+    assert group_mask(s, 3, 1, "max").tolist() == [[True, True, False, False, False, False]]
+    assert group_mask(s, 3, 1, "top2_sum").tolist() == [[False, False, True, True, False, False]]
+    w, i = topk_route(s, 1, n_groups=3, topk_groups=1, group_score="max", normalize=False)
+    assert i.tolist() == [[0]] and w.tolist() == [[pytest.approx(0.9)]]
+    w, i = topk_route(s, 2, n_groups=3, topk_groups=1, group_score="top2_sum")
+    assert sorted(i[0].tolist()) == [2, 3] and w.tolist() == [[0.5, 0.5]]
+    # the same bias on every expert changes nothing (only differences matter), even when it makes
+    # every biased score negative: the other groups are masked with -inf, not 0
+    for shift in (-2.0, 3.0):
+        _, i = topk_route(s, 2, torch.full((6,), shift), n_groups=3, topk_groups=1)
+        assert sorted(i[0].tolist()) == [2, 3]
+    with pytest.raises(ValueError, match="group_score"):
+        group_scores(s, 3, "sum")
+
+
+def test_paper_defaults_follow_the_gate():
+    assert paper_defaults("sigmoid") == (True, "top2_sum")  # V3 eq. 13, §2.1.2
+    assert paper_defaults("softmax") == (False, "max")  # V2 §2.2.1-2.2.2
+    v2 = Router(8, 8, 2, score_func="softmax")
+    v3 = Router(8, 8, 2, score_func="sigmoid")
+    assert (v2.normalize, v2.group_score) == (False, "max")
+    assert (v3.normalize, v3.group_score) == (True, "top2_sum")
+    assert Router(8, 8, 2, score_func="softmax", normalize=True).normalize  # explicit wins
+    with pytest.raises(ValueError, match="group_score"):
+        Router(8, 8, 2, group_score="mean")
 
 
 def test_router_validates_its_configuration():
@@ -247,6 +339,10 @@ def test_stats():
     idx = torch.tensor([[0, 1], [0, 2], [0, 1], [3, 1]])
     assert expert_counts(idx, 5).tolist() == [3, 3, 1, 1, 0]
     assert max_over_mean(torch.tensor([3, 3, 1, 1, 0])) == pytest.approx(3 / 1.6)
+    # MaxVio = (max - mean) / mean: 0 when balanced, E/k - 1 when one expert takes all (k = 1)
+    assert max_violation(torch.tensor([3, 3, 1, 1, 0])) == pytest.approx((3 - 1.6) / 1.6)
+    assert max_violation(torch.tensor([4, 4, 4, 4])) == 0
+    assert max_violation(torch.tensor([8, 0, 0, 0])) == pytest.approx(3.0)
     usage = domain_expert_usage(idx, torch.tensor([0, 0, 1, 1]), 2, 5)
     torch.testing.assert_close(usage[0], torch.tensor([0.5, 0.25, 0.25, 0, 0]))
     torch.testing.assert_close(usage[1], torch.tensor([0.25, 0.5, 0, 0.25, 0]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 
 import nbformat
@@ -62,14 +63,22 @@ async def _reply_seen_while_sending(channel_class) -> bool:
         server.close(linger=0)
 
 
+def _reply_seen_in_own_loop(channel_class) -> bool:
+    """Runs the race in a fresh event loop on its own thread: in one pytest session with the
+    browser tests, Playwright's session-wide sync API keeps an event loop running on the main
+    thread, where asyncio.run refuses to start another."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, _reply_seen_while_sending(channel_class)).result()
+
+
 def test_jupyter_clients_shell_channel_misses_a_reply_that_lands_before_a_send():
     # The upstream behaviour behind the hang (jupyter/nbclient#312). If this starts failing, the
     # upstream fix has landed and the runner's _ShellChannel can go.
-    assert not asyncio.run(_reply_seen_while_sending(AsyncZMQSocketChannel))
+    assert not _reply_seen_in_own_loop(AsyncZMQSocketChannel)
 
 
 def test_the_runners_shell_channel_sees_it():
-    assert asyncio.run(_reply_seen_while_sending(notebook_runner._ShellChannel))
+    assert _reply_seen_in_own_loop(notebook_runner._ShellChannel)
 
 
 # --- the same in a real kernel: big figures in Output widgets ----------------------------------

@@ -65,3 +65,16 @@ def test_loss_comparison_figure():
     assert fig.data[0].line.color != fig.data[1].line.color
     with pytest.raises(ValueError):
         plots.loss_comparison_figure({"MHA": ([0, 1], [3.0])})
+
+
+def test_yarn_wavelengths_figure_plots_two_over_turn_per_frequency():
+    import math
+
+    from course_lib.plots.attention import yarn_wavelengths_figure
+
+    fig = yarn_wavelengths_figure([1.0, 0.01], [1.0, 0.001], 4096, 131072)
+    assert [t.name for t in fig.data] == ["plain RoPE", "with YaRN"]
+    assert fig.data[1].y == pytest.approx((2 * math.pi, 2 * math.pi / 0.001))
+    assert fig.layout.yaxis.type == "log" and len(fig.layout.shapes) == 2
+    with pytest.raises(ValueError, match="equally long"):
+        yarn_wavelengths_figure([1.0], [], 4096, 8192)

@@ -1,5 +1,6 @@
 import numpy as np
 import plotly.graph_objects as go
+import pytest
 
 from course_lib.plots import moe as plots
 
@@ -36,3 +37,35 @@ def test_curves_and_usage():
     assert list(fig.data[0].y) == ["arith", "rev"] and np.asarray(fig.data[0].z).shape == (2, 2)
     fig = plots.params_bars({"dense": (10, 10), "MoE": (30, 11)})
     assert list(fig.data[0].y) == [10, 30] and list(fig.data[1].y) == [10, 11]
+
+
+def test_balance_vs_loss_carries_each_setting_with_error_bars():
+    from course_lib.plots.moe import balance_vs_loss
+
+    fig = balance_vs_loss({"none": (3.1, 0.5, 1.22, 0.01), "aux α=0.1": (0.2, 0.05, 1.26, 0.02)})
+    assert [t.name for t in fig.data] == ["none", "aux α=0.1"]
+    assert fig.data[0].x == (3.1,) and fig.data[0].error_x.array == (0.5,)
+    assert fig.data[1].y == (1.26,) and fig.data[1].error_y.array == (0.02,)
+    with pytest.raises(ValueError, match="expected"):
+        balance_vs_loss({"bad": (1.0, 2.0)})
+
+
+def test_balance_vs_loss_names_settings_in_a_legend_by_kind_and_strength():
+    """Two settings with the same balance must not print their names over each other (the
+    browser test found 'no balancing' and 'aux-free γ=0.0001' on top of each other): names go in
+    the legend; the kind is the marker's shape, later settings of a kind are darker."""
+    from course_lib.plots.moe import balance_vs_loss
+
+    fig = balance_vs_loss({
+        "no balancing": (5.4, 2.6, 1.267, 0.03), "aux-free γ=0.0001": (5.2, 2.0, 1.272, 0.03),
+        "aux loss α=0.01": (0.5, 0.1, 1.268, 0.03), "aux loss α=0.1": (0.1, 0.02, 1.307, 0.03),
+        "aux-free γ=0.01": (0.1, 0.06, 1.275, 0.02),
+    })  # fmt: skip
+    assert fig.layout.showlegend and all(t.mode == "markers" and not t.text for t in fig.data)
+    symbol = {t.name: t.marker.symbol for t in fig.data}
+    assert symbol == {"no balancing": "x", "aux-free γ=0.0001": "diamond", "aux loss α=0.01": "circle",
+                      "aux loss α=0.1": "circle", "aux-free γ=0.01": "diamond"}  # fmt: skip
+    color = {t.name: t.marker.color for t in fig.data}
+    assert color["aux loss α=0.01"] != color["aux loss α=0.1"]
+    assert color["aux-free γ=0.0001"] != color["aux-free γ=0.01"]
+    assert all(t.error_x.color == t.marker.color for t in fig.data)

@@ -53,6 +53,32 @@ def test_a_gpu_needs_positive_memory_and_bandwidth():
         published.GPU("broken", 0, 100)
 
 
+def test_v3_router_agrees_with_v3_config_and_the_moe_defaults():
+    """The released router's expert counts are the config's; its renormalisation and group rule are
+    what course_lib.moe picks for its gate by default (the paper's rule)."""
+    from course_lib.moe import paper_defaults
+
+    cfg = CONFIGS["DeepSeek-V3"]
+    for name, router in published.ROUTERS.items():
+        assert (router.normalize, router.group_score) == paper_defaults(router.score_func), name
+        assert router.n_activated_experts <= router.topk_groups * (
+            router.n_routed_experts // router.n_groups
+        )
+    v3 = published.ROUTERS["DeepSeek-V3"]
+    assert (v3.n_routed_experts, v3.n_shared_experts, v3.n_activated_experts) == (
+        cfg.n_routed_experts, cfg.n_shared_experts, cfg.n_activated_experts,
+    )  # fmt: skip
+    # V3 node-limited routing sums the best K_r / M affinities per node [V3 §2.1.2]: 8 / 4 = 2
+    assert v3.n_activated_experts // v3.topk_groups == 2
+
+
+def test_v3_yarn_reaches_the_last_context_phase():
+    """YaRN's factor times the pre-training context covers the 128K phase [V3 §4.3]."""
+    y = published.V3_YARN
+    assert y.original_max_position == published.V3_CONTEXT_PHASES[0]
+    assert y.factor * y.original_max_position >= published.V3_CONTEXT_PHASES[-1]
+
+
 # --------------------------------------------------------------------------------------------------
 # R1's own training cost [R1-Nature, supplementary information]
 # --------------------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ def test_playground_config_keeps_total_expert_width():
     assert cfg.n_shared_experts == 0 and cfg.aux_alpha == 0.1 and cfg.n_activated_experts == 4
     with pytest.raises(ValueError, match="n_activated_experts"):
         playground_config("none", 4, 2, True, 0.01, 0.01)
+    v2 = playground_config("none", 1, 16, False, 0.01, 0.01, base, score_func="softmax")
+    assert v2.score_func == "softmax" and v2.n_activated_experts == 1
 
 
 def test_dashboard_builds_and_trains_on_click():
@@ -21,7 +23,7 @@ def test_dashboard_builds_and_trains_on_click():
     assert isinstance(ui, W.VBox)
     controls, out = ui.children
     names = [getattr(c, "description", "") for c in controls.children]
-    for want in ("top-k", "routed experts", "shared expert", "gamma", "alpha"):
+    for want in ("gate", "top-k", "routed experts", "shared expert", "gamma", "alpha"):
         assert want in names
     # only the strength the chosen balancing uses can move
     assert not ui.controls["gamma"].disabled and ui.controls["alpha"].disabled

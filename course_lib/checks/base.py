@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import inspect
 from dataclasses import dataclass
 
 
@@ -41,3 +42,26 @@ def passed(message: str) -> CheckResult:
 
 def failed(message: str, hint: str = "") -> CheckResult:
     return CheckResult(False, message, hint)
+
+
+def call_learner(
+    fn, args: tuple, signature: str, hint: str = ""
+) -> tuple[object, CheckResult | None]:
+    """Call the learner's ``fn(*args)`` positionally, so renamed parameters do not matter.
+
+    Returns ``(result, None)``, or ``(None, a failed CheckResult)`` saying which signature is
+    expected (when ``fn`` cannot take ``len(args)`` positional arguments) or what it raised.
+    """
+    try:
+        inspect.signature(fn).bind(*args)
+    except TypeError:
+        return None, failed(
+            f"your function must take {len(args)} arguments, in this order: {signature}.",
+            "Keep the first line (the def) of the exercise's cell as it was given.",
+        )
+    except ValueError:  # no signature to inspect (a builtin): just call it
+        pass
+    try:
+        return fn(*args), None
+    except Exception as err:  # the learner's code may raise anything
+        return None, failed(f"your function raised {type(err).__name__}: {err}", hint)

@@ -7,6 +7,7 @@ plotly ``go.Figure`` out. They never compute sizes or train, never call ``.show(
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
@@ -176,4 +177,32 @@ def loss_comparison_figure(
             line_color=_PALETTE[i % len(_PALETTE)],  # variants of one mechanism need own colours
         )
     fig.update_layout(title=title, xaxis_title="training step", yaxis_title=ylabel, height=380)
+    return fig
+
+
+def yarn_wavelengths_figure(
+    plain_inv_freq: Sequence[float],
+    yarn_inv_freq: Sequence[float],
+    original_context: int,
+    extended_context: int,
+    title: str = "RoPE wavelengths before and after YaRN",
+) -> go.Figure:
+    """Wavelength (tokens per full turn, 2 pi / frequency) of every RoPE frequency, plain and with
+    YaRN, on a log axis, with the original and the extended context lengths as lines."""
+    if len(plain_inv_freq) != len(yarn_inv_freq) or not plain_inv_freq:
+        raise ValueError("pass two equally long, non-empty lists of frequencies (plain, YaRN).")
+    idx = list(range(len(plain_inv_freq)))
+    fig = go.Figure()
+    for name, freqs, colour in (("plain RoPE", plain_inv_freq, _PALETTE[0]),
+                                ("with YaRN", yarn_inv_freq, _PALETTE[1])):  # fmt: skip
+        fig.add_scatter(x=idx, y=[2 * math.pi / float(f) for f in freqs], mode="lines+markers",
+                        name=name, line_color=colour)  # fmt: skip
+    for tokens, label in ((original_context, "pre-training context"),
+                          (extended_context, "extended context")):  # fmt: skip
+        fig.add_hline(y=tokens, line_dash="dot", line_color="grey",
+                      annotation_text=f"{label}: {tokens:,} tokens")  # fmt: skip
+    fig.update_layout(
+        title=title, xaxis_title="frequency index i (pair i)", yaxis_type="log",
+        yaxis_title="wavelength in tokens (log scale)", height=400,
+    )  # fmt: skip
     return fig

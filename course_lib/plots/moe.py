@@ -10,6 +10,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+_BLUES = ("#9ecae1", "#4292c6", "#08519c", "#08306b")  # light to dark: weak to strong
+_ORANGES = ("#fdae6b", "#f16913", "#d94801", "#7f2704")
 
 
 def routing_bars(
@@ -141,4 +143,39 @@ def params_bars(
         x=names, y=[rows[n][1] for n in names], name="active per token", marker_color=PALETTE[2]
     )
     fig.update_layout(barmode="group", title=title, yaxis_title="parameters", height=320)
+    return fig
+
+
+def balance_vs_loss(
+    points: Mapping[str, Sequence[float]],
+    title: str = "Balance against validation loss (mean ± sd over seeds)",
+) -> go.Figure:
+    """One marker per run setting: ``points[name] = (MaxVio mean, MaxVio sd, loss mean, loss sd)``,
+    with error bars both ways; lower-left is balanced and good. Named in a legend, not beside the
+    markers (settings with the same balance would print their names over each other): circles for
+    the auxiliary loss, diamonds for the bias, a cross for anything else, darker for later (in the
+    order given: stronger) settings of the same kind."""
+    if not points:
+        raise ValueError("balance_vs_loss: pass {name: (maxvio, maxvio_sd, loss, loss_sd)}.")
+    kinds = {"aux loss": ("circle", _BLUES), "aux-free": ("diamond", _ORANGES)}
+    seen: dict[str, int] = {}
+    fig = go.Figure()
+    for name, values in points.items():
+        if len(values) != 4:
+            raise ValueError(f"{name}: expected (maxvio, maxvio_sd, loss, loss_sd), got {values}.")
+        mv, mv_sd, loss, loss_sd = (float(v) for v in values)
+        kind = next((k for k in kinds if name.startswith(k)), None)
+        symbol, ramp = kinds.get(kind, ("x", ("#333333",)))
+        color = ramp[min(seen.get(kind, 0), len(ramp) - 1)]
+        seen[kind] = seen.get(kind, 0) + 1
+        fig.add_scatter(
+            x=[mv], y=[loss], mode="markers", name=name,
+            marker=dict(size=12, color=color, symbol=symbol, line=dict(width=1, color="white")),
+            error_x=dict(type="data", array=[mv_sd], color=color, thickness=1.5),
+            error_y=dict(type="data", array=[loss_sd], color=color, thickness=1.5),
+        )  # fmt: skip
+    fig.update_layout(
+        title=title, xaxis_title="MaxVio at the end of training (0 = balanced)",
+        yaxis_title="validation loss (nats/token)", height=420, showlegend=True,
+    )  # fmt: skip
     return fig

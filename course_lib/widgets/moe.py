@@ -1,5 +1,6 @@
-"""Notebook 01's dashboard: change top-k, the number of experts, shared experts, gamma and alpha,
-retrain a small TinySeek, and see the expert loads and domain usage update.
+"""Notebook 01's dashboard: change the gate (V3's sigmoid or V2's softmax), top-k, the number of
+experts, shared experts, gamma and alpha, retrain a small TinySeek, and see the expert loads and
+domain usage update.
 
 Built from ipywidgets controls, a Train button and an ``Output`` (no FigureWidget), figures from
 :mod:`course_lib.plots.moe`. Before the first click it shows a run the notebook already trained,
@@ -34,10 +35,12 @@ def playground_config(
     balance: str, n_activated_experts: int, n_routed_experts: int, shared: bool, gamma: float,
     alpha: float,
     base: TinySeekConfig | None = None,
+    score_func: str = "sigmoid",
 ) -> TinySeekConfig:  # fmt: skip
     """The config the dashboard trains; the expert width shrinks as experts are added
     (fine-grained expert segmentation keeps the total expert parameters fixed: DeepSeekMoE,
-    arXiv 2401.06066, §3.1)."""
+    arXiv 2401.06066, §3.1). ``score_func`` "softmax" is V2's gate, not renormalised (the paper's
+    rule), which collapses without balancing at top-1 without a shared expert."""
     base = base or moe_config()
     width = max(4, base.d_expert * base.n_routed_experts // n_routed_experts)
     if n_activated_experts > n_routed_experts:
@@ -50,6 +53,7 @@ def playground_config(
         balance=balance, n_activated_experts=n_activated_experts,
         n_routed_experts=n_routed_experts, d_expert=width,
         n_shared_experts=1 if shared else 0, bias_gamma=gamma, aux_alpha=alpha,
+        score_func=score_func,
     )  # fmt: skip
 
 
@@ -66,6 +70,9 @@ def balancing_playground(
     """
     style = {"description_width": "110px"}
     wide = W.Layout(width="360px")
+    gate = W.Dropdown(options=[("sigmoid, renormalised (V3)", "sigmoid"),
+                               ("softmax, not renormalised (V2)", "softmax")],
+                      value="sigmoid", description="gate", style=style, layout=wide)  # fmt: skip
     balance = W.Dropdown(options=[("no balancing", "none"), ("auxiliary loss (alpha)", "aux_loss"),
                                   ("aux-loss-free bias (gamma)", "aux_free")],
                          value="aux_free", description="balancing", style=style, layout=wide)  # fmt: skip
@@ -92,7 +99,7 @@ def balancing_playground(
             out.clear_output(wait=True)
             try:
                 cfg = playground_config(balance.value, activated.value, n_exp.value, shared.value,
-                                        gamma.value, alpha.value, base)  # fmt: skip
+                                        gamma.value, alpha.value, base, gate.value)  # fmt: skip
             except ValueError as err:
                 display(HTML(note(str(err))))
                 return
@@ -105,10 +112,10 @@ def balancing_playground(
     balance.observe(only_the_used_strength, names="value")
     only_the_used_strength()
     button.on_click(on_click)
-    controls = W.VBox([balance, activated, n_exp, shared, gamma, alpha, button])
+    controls = W.VBox([gate, balance, activated, n_exp, shared, gamma, alpha, button])
     box = Dashboard([controls, out], static=lambda: list(shown))
     box.button, box.output = button, out
-    box.controls = {"balancing": balance, "n_activated_experts": activated,
+    box.controls = {"gate": gate, "balancing": balance, "n_activated_experts": activated,
                     "n_routed_experts": n_exp, "shared": shared, "gamma": gamma,
                     "alpha": alpha}  # fmt: skip
     return box

@@ -129,3 +129,42 @@ def test_grpo_loss_and_step_by_hand_show_they_match_the_library(visit):
     assert ratios == {"grpo": "4", "dapo": "1", "dr_grpo": "1"}, ratios
     gap = re.search(r"largest weight difference to GRPOTrainer\.step: (\S+)", text)
     assert gap and float(gap.group(1)) < 1e-6, gap and gap.group(0)
+def test_moe_notebook_shows_the_written_out_layer_the_collapse_and_the_sweep(visit):
+    """Notebook 01 as the learner sees it: the forward pass and the training step they read are
+    checked equal to the library on the page, the collapsing router leaves idle experts, the
+    balance-vs-loss sweep names every setting in its legend with no labels printed over each
+    other, the playground offers V2's gate, and each of the four exercises answers 'Not yet'."""
+    v = visit("01_mixture_of_experts")
+    assert not v.error, v.error
+    text = _page_text(v)
+    assert "my_deepseek_moe == moe.DeepSeekMoE" in text
+    assert "the hand-written step == train.train's step, bit for bit" in text
+    idle = re.search(r"no balancing\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+\[(\d+), (\d+)\]", text)
+    assert idle and int(idle.group(1)) + int(idle.group(2)) > 0, "no idle expert shown"
+    (sweep,) = [
+        f for f in v.report["figures"] if f["title"].startswith("Collapse setting: balance")
+    ]
+    assert sweep["legend"] and not sweep["labels"], sweep["labels"]
+    for setting in ("no balancing", "aux loss α=0.01", "aux-free γ=0.0001", "aux-free γ=0.1"):
+        assert setting in sweep["strings"], (setting, sweep["strings"])
+    gate = [c for c in v.controls if c.label == "gate"]
+    assert gate and all(c.changed for c in gate), v.controls
+    assert text.count("Not yet") >= 4
+
+
+def test_mla_notebook_shows_the_matched_caches_and_its_four_exercises(visit):
+    """Notebook 02: the title's 57x is the number its first cell prints, the experiment's three
+    attentions show the caches the prose says (MHA 128, GQA-2 and MLA d_c = 28 both 32), the
+    interleaved weights load with no difference (< 1e-5), and the four exercises answer 'Not yet'."""
+    v = visit("02_multi_head_latent_attention")
+    assert not v.error, v.error
+    text = _page_text(v)
+    ratio = re.search(r"MLA caches ([\d.]+)x less than MHA and ([\d.]+)x less than GQA-8", text)
+    assert ratio and round(float(ratio.group(1))) == 57 and float(ratio.group(2)) == 3.6, ratio
+    for name, cache in (("MHA", 128), ("GQA, 2 KV heads", 32), ("MLA, d_c = 28", 32)):
+        assert re.search(rf"{re.escape(name)}\s+cache\s+{cache} numbers / token / layer", text), (
+            name
+        )
+    diff = re.search(r"max \|diff\| = (\S+) \(outputs", text)
+    assert diff and float(diff.group(1)) < 1e-5, diff
+    assert text.count("Not yet") >= 4
