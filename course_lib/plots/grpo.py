@@ -224,7 +224,11 @@ def compare_runs(
         "eval_format": "held-out strict format",
     }
     names.update(
-        {"naive_format": "naive format reward", "reward_mean": "reward (what the policy is paid)"}
+        {
+            "naive_format": "naive format reward",
+            "reward_mean": "reward (what the policy is paid)",
+            "reward/language": "language consistency (train rollouts)",
+        }
     )
     fig = make_subplots(
         rows=1, cols=len(metrics), subplot_titles=[names.get(m, m) for m in metrics]
