@@ -43,7 +43,7 @@ lab: | $(BIN)/python
 	$(BIN)/python -m jupyter lab --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 $(ROOT_FLAG) $(LAB_ARGS)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/python -m ruff check course_lib tests benchmarks notebooks
+	$(BIN)/python -m ruff check course_lib tools tests benchmarks notebooks
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

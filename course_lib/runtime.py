@@ -1,7 +1,8 @@
 """Runtime helpers: FAST mode, seeding, Colab detection and an environment doctor.
 
-Every notebook starts with ``runtime.doctor(brief=True)`` and ``FAST = runtime.fast_mode()``;
-every size and step count in a notebook derives from ``FAST``.
+Every notebook starts with ``runtime.doctor(brief=True)``; its ``parameters`` cell says
+``FAST = None`` and the next cell resolves it with :func:`fast_mode` (``COURSE_FAST``); every size
+and step count in a notebook derives from ``FAST``.
 """
 
 from __future__ import annotations
@@ -39,13 +40,27 @@ def fast_mode(default: bool = False) -> bool:
     )
 
 
-def seed_everything(seed: int = 0) -> torch.Generator:
-    """Seed Python, NumPy and torch (CPU and CUDA) so CPU runs are bit-identical.
+def seed_everything(seed: int = 0, threads: int | None = None) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and CUDA) so that a CPU run repeats bit for bit.
+
+    The promise has a condition: **the same number of torch threads** (and the same torch build and
+    CPU). torch splits a large reduction (a sum over a million numbers, say) between its threads,
+    and floating-point addition in another order changes the last bits; in training those bits
+    grow. ``threads=n`` sets the count here (``torch.set_num_threads``), so a seeded run carries its
+    condition with it; the toy notebooks pass ``threads=1``. With ``threads=None`` the current count
+    (``torch.get_num_threads()``) is kept, and a run repeats only at that same count.
 
     Returns a fresh ``torch.Generator`` seeded with ``seed`` for code that wants its own stream.
     """
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}; pass e.g. seed=0.")
+    if threads is not None:
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise ValueError(
+                f"threads must be a positive int or None, got {threads!r}; pass e.g. threads=1 "
+                "(None keeps torch's current thread count)."
+            )
+        torch.set_num_threads(threads)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

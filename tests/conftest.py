@@ -47,7 +47,7 @@ def pytest_collection_modifyitems(config, items):
 def pytest_terminal_summary(terminalreporter):
     if not NOTEBOOK_RESULTS:
         return
-    from course_lib.notebook_runner import format_table
+    from tools.notebook_runner import format_table
 
     terminalreporter.section("notebook wall times (2-core CPU budget; not asserted)")
     terminalreporter.write_line(format_table(NOTEBOOK_RESULTS))

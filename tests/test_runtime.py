@@ -66,6 +66,46 @@ def test_seed_everything_rejects_bad_seeds(bad):
         runtime.seed_everything(bad)
 
 
+def _big_reductions() -> torch.Tensor:
+    # Sums over a million numbers each: torch splits such reductions between its threads.
+    return torch.stack([torch.randn(1_100_000).sum() for _ in range(8)])
+
+
+def test_seed_everything_repeats_only_at_the_thread_count_it_sets():
+    before = torch.get_num_threads()
+    try:
+        runtime.seed_everything(0, threads=1)
+        one = _big_reductions()
+        runtime.seed_everything(0, threads=1)
+        assert torch.get_num_threads() == 1 and torch.equal(_big_reductions(), one)
+        runtime.seed_everything(0, threads=2)
+        two = _big_reductions()
+        assert torch.get_num_threads() == 2
+        # The condition in the docstring is real: same seed, another thread count, other bits.
+        assert not torch.equal(one, two)
+        torch.testing.assert_close(one, two, rtol=1e-5, atol=0)  # ... in the last bits only
+        runtime.seed_everything(0, threads=2)
+        assert torch.equal(_big_reductions(), two)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_seed_everything_keeps_the_thread_count_when_not_told():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        runtime.seed_everything(0)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "2", True])
+def test_seed_everything_rejects_bad_thread_counts(bad):
+    with pytest.raises(ValueError, match="threads=1"):
+        runtime.seed_everything(0, threads=bad)
+
+
 def test_is_colab(monkeypatch):
     monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
     assert runtime.is_colab() is False

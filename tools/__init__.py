@@ -1,0 +1,1 @@
+"""Repository tooling (not part of the course library): run from the repository root."""
