@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from course_lib.formats import THINK
 from course_lib.languages import thinking_of, word_script, words
 
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
@@ -153,7 +154,7 @@ def coloured_trace(completion: str, target: str) -> str:
     thinking = thinking_of(completion)
     if thinking is None:
         return f"<code>{html.escape(completion)}</code>"
-    start = completion.index(thinking) if thinking else completion.find("<think>") + 7
+    start = completion.find(THINK) + len(THINK)  # thinking_of reads from the first <think>
     head, tail = completion[:start], completion[start + len(thinking) :]
     out, last = [], 0
     for w in words(thinking):
@@ -184,4 +185,35 @@ def traces_table(rows: Sequence[tuple[str, str, str]]) -> str:
         f"<div>words in {legend} (underlined: not the question's language)</div>"
         "<table><thead><tr><th>question</th><th>its language</th><th>completion</th></tr></thead>"
         f"<tbody>{cells}</tbody></table>"
+    )
+
+
+STAGE_COLUMNS = (
+    ("accuracy", "accuracy", "%"),
+    ("format", "format", "%"),
+    ("language", "language consistency", "%"),
+    ("length", "length (tokens)", "tok"),
+    ("other_accuracy", "translation accuracy", "%"),
+    ("helpfulness", "helpfulness stand-in", "%"),
+)
+
+
+def stage_table(paths: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
+    """An HTML table, one row per (path, stage), one column per metric ("-" where not measured)."""
+    head = "".join(f"<th>{html.escape(title)}</th>" for _, title, _ in STAGE_COLUMNS)
+    rows = []
+    for path, stages in paths.items():
+        for stage, numbers in stages.items():
+            cells = []
+            for key, _, unit in STAGE_COLUMNS:
+                v = numbers.get(key)
+                cells.append("-" if v is None else (f"{v:.0%}" if unit == "%" else f"{v:.1f}"))
+            rows.append(
+                f"<tr><td>{html.escape(path)}</td><td>{html.escape(stage)}</td>"
+                + "".join(f"<td>{c}</td>" for c in cells)
+                + "</tr>"
+            )
+    return (
+        f"<table><thead><tr><th>path</th><th>stage</th>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
     )
