@@ -1,11 +1,11 @@
 """A toy world with a readability problem: two languages for the same arithmetic, and R1's
 language-consistency score.
 
-DeepSeek-R1-Zero reasoned well but its chains of thought "often mix languages" and are hard to
-read; R1 fixed that with a cold start on readable data and a *language-consistency reward*, "the
+DeepSeek-R1-Zero reasoned well but its chains of thought mixed languages and were hard to read;
+R1 fixed that with a cold start on readable data and a *language-consistency reward*, "the
 proportion of target language words in the CoT", added to the accuracy reward during reasoning RL
-([R1] §2.3.1-§2.3.2; docs/references.md "The R1 pipeline"). To show that on TinySeek the toy world
-needs two languages a model can mix. Here they are two scripts for the same numbers:
+([R1] §2.3.1-§2.3.2; docs/references.md "The R1 pipeline in miniature"). To show that on TinySeek
+the toy world needs two languages a model can mix. Here they are two scripts for the same numbers:
 
 * ``"digits"``: ``47+85=`` and the trace ``7+5=12;4+8+1=13``;
 * ``"letters"``: every digit d written as the d-th letter (0 -> a, 1 -> b, ..., 9 -> j):

@@ -1,7 +1,7 @@
 """DeepSeek-R1's training pipeline in miniature: the stages, their data and their rewards.
 
 R1-Zero is GRPO with rule rewards from the base model; it reasons but mixes languages ([R1] §2.2,
-§2.3). R1 adds four stages ([R1] §2.3; docs/references.md "The R1 pipeline"):
+§2.3). R1 adds four stages ([R1] §2.3; docs/references.md "The R1 pipeline in miniature"):
 
 1. **cold start** (§2.3.1): SFT of the base model on a small set of long, readable chains of
    thought -- here, the base model's own samples cleaned up into the question's language
@@ -97,7 +97,7 @@ BIG = dict(d_model=64, n_layers=2, n_heads=4, d_ff=192, max_seq_len=96)
 SMALL = dict(d_model=32, n_layers=2, n_heads=2, d_ff=96, max_seq_len=96)
 MAX_NEW_TOKENS = 40  # a 2-digit addition's completion is about 22 tokens
 GRPO = dict(group_size=8, prompts_per_step=8, max_new_tokens=MAX_NEW_TOKENS, lr=2e-4, beta=0.04)
-FINAL_LR = 5e-5  # stage 4 starts from a good model: smaller steps, so it does not forget
+FINAL_LR = 5e-5  # stage 4 starts from a good model: smaller steps than stage 2's
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,8 @@ class Problems:
     cold: list[Example]  # cold-start prompts
     rejection: list[Example]  # rejection-sampling prompts
     non_reasoning: list[Example]  # translation requests for SFT and the last RL stage
-    held_out: list[Example]  # evaluation: additions that carry, never trained on
-    held_out_other: list[Example]  # evaluation: translation requests, never trained on
+    held_out: list[Example]  # evaluation: additions that carry, in no post-training set
+    held_out_other: list[Example]  # evaluation: translation requests, in no training set
 
 
 def _unseen(candidates: Sequence[Example], seen: Sequence[Example], n: int) -> list[Example]:

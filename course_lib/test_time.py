@@ -7,6 +7,8 @@
 * **A thinking budget.** Stop the thinking after ``b`` tokens by writing ``</think><answer>`` for
   the model and let it answer (as notebook 05 does with a real distill, :mod:`course_lib.r1.budget`):
   :func:`budget_accuracy` is accuracy against ``b``.
+* **Thinking length.** :func:`accuracy_by_length`: how often the model's own samples are right, for
+  each length of their thinking (R1-Zero's answers grew longer as they got better, [R1] §2.2.4).
 
 Simplified: R1 estimates pass@1 from 64 samples at temperature 0.6 and top-p 0.95 (§3.1); here
 ``k`` samples per problem, the same temperature and top-p, and every ``cons@k`` averaged over the
@@ -21,6 +23,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from course_lib.formats import ANSWER, THINK_END, check_answer, extract_answer
+from course_lib.languages import thinking_of
 from course_lib.sampling import sample
 
 
@@ -107,3 +110,33 @@ def budget_accuracy(
         right = [check_answer(f, e.answer) for f, e in zip(finals, examples)]
         out[b] = sum(right) / len(right)
     return out
+
+
+def accuracy_by_length(
+    model: nn.Module,
+    tokenizer,
+    examples: Sequence,
+    samples: int = 4,
+    max_new_tokens: int = 40,
+    temperature: float = 0.6,
+    top_p: float = 0.95,
+    seed: int = 0,
+) -> dict[int, tuple[int, int]]:
+    """``{thinking length in tokens: (right, samples)}`` over ``samples`` samples per problem;
+    samples without a ``<think>`` block are left out."""
+    if not examples or samples < 1:
+        raise ValueError("pass at least one example and samples >= 1.")
+    texts = sample(
+        model, tokenizer, [e.prompt for e in examples], samples, max_new_tokens, temperature,
+        top_p, seed=seed,
+    ).texts  # fmt: skip
+    counts: dict[int, list[int]] = {}
+    for i, text in enumerate(texts):
+        thinking = thinking_of(text)
+        if thinking is None:
+            continue
+        right = check_answer(text, examples[i // samples].answer)
+        tally = counts.setdefault(len(tokenizer.encode(thinking)), [0, 0])
+        tally[0] += int(right)
+        tally[1] += 1
+    return {n: (r, k) for n, (r, k) in sorted(counts.items())}

@@ -55,13 +55,14 @@ def test_curves_draw_their_points_in_order():
         plots.vote_curves({})
 
 
-def test_accuracy_by_length_groups_and_counts():
-    fig = plots.accuracy_by_length([14, 15, 15, 14, 15], [False, True, True, True, False])
+def test_accuracy_by_length_draws_each_length_with_its_count():
+    fig = plots.accuracy_by_length({15: (2, 3), 14: (1, 2)})
     assert list(fig.data[0].x) == [14, 15]
     assert list(fig.data[0].y) == [0.5, pytest.approx(2 / 3)]
     assert list(fig.data[0].customdata) == [2, 3]
-    with pytest.raises(ValueError, match="one thinking length"):
-        plots.accuracy_by_length([1, 2], [True])
+    for bad in ({}, {14: (3, 2)}, {14: (0, 0)}):
+        with pytest.raises(ValueError, match="right, samples"):
+            plots.accuracy_by_length(bad)
 
 
 def test_coloured_trace_colours_each_word_by_script_and_escapes():
@@ -78,6 +79,8 @@ def test_coloured_trace_colours_each_word_by_script_and_escapes():
         == "<code>&lt;answer&gt;5&lt;/answer&gt;</code>"
     )
     # the thinking starts at the first <think>, even when its text also appears before it
-    assert plots.coloured_trace("5<think>5</think>", "digits").startswith("<code>5&lt;think&gt;<span")
+    assert plots.coloured_trace("5<think>5</think>", "digits").startswith(
+        "<code>5&lt;think&gt;<span"
+    )
     table = plots.traces_table([("eh+if=", text, "letters")])
     assert "<td><code>eh+if=</code></td>" in table and table.count("<tr>") == 2

@@ -107,3 +107,17 @@ def test_budget_cuts_the_thinking_and_forces_an_answer():
     assert got == {0: 0.0, 5: 0.0, thinking - 1: 0.0, thinking: 1.0, 40: 1.0}
     with pytest.raises(ValueError, match="budgets"):
         test_time.budget_accuracy(model, TOK, ex, budgets=(-1,))
+
+
+def test_accuracy_by_length_counts_right_samples_per_thinking_length():
+    exs = [Example("1+1=", "", "2", "arithmetic"), Example("2+2=", "", "4", "arithmetic")]
+    written = [
+        "<think>1+1=2</think><answer>2</answer>",  # 5 tokens, right
+        "<think>1+1=3</think><answer>3</answer>",  # 5 tokens, wrong
+        "<answer>2</answer>",  # no thinking: left out
+        "<think>2+2=4;ok</think><answer>4</answer>",  # 8 tokens, right
+    ]
+    got = test_time.accuracy_by_length(Scripted(written), TOK, exs, samples=2)
+    assert got == {5: (1, 2), 8: (1, 1)}
+    with pytest.raises(ValueError, match="samples"):
+        test_time.accuracy_by_length(Scripted([]), TOK, exs, samples=0)

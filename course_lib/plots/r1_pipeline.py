@@ -128,17 +128,17 @@ def compute_curves(curves: Mapping[str, Sequence[tuple[float, float]]]) -> go.Fi
                   "the small model: accuracy against training compute", "training FLOPs", True)  # fmt: skip
 
 
-def accuracy_by_length(lengths: Sequence[int], correct: Sequence[bool]) -> go.Figure:
-    """Share of right answers for each thinking length (tokens), with the count of samples."""
-    if len(lengths) != len(correct) or not lengths:
-        raise ValueError("pass one thinking length per completion and one correct flag each.")
-    groups: dict[int, list[bool]] = {}
-    for n, ok in zip(lengths, correct):
-        groups.setdefault(int(n), []).append(bool(ok))
-    xs = sorted(groups)
+def accuracy_by_length(counts: Mapping[int, tuple[int, int]]) -> go.Figure:
+    """Share of right answers for each thinking length, from ``{length: (right, samples)}``
+    (:func:`course_lib.test_time.accuracy_by_length`), with the number of samples on each bar."""
+    if not counts or any(n < 1 or not 0 <= r <= n for r, n in counts.values()):
+        raise ValueError(
+            "pass {thinking length: (right, samples)} with 0 <= right <= samples, samples >= 1."
+        )
+    xs = sorted(counts)
     fig = go.Figure(go.Bar(
-        x=xs, y=[sum(groups[x]) / len(groups[x]) for x in xs], text=[f"n={len(groups[x])}" for x in xs],
-        customdata=[len(groups[x]) for x in xs], marker_color=_COLORS[0],
+        x=xs, y=[counts[x][0] / counts[x][1] for x in xs], text=[f"n={counts[x][1]}" for x in xs],
+        customdata=[counts[x][1] for x in xs], marker_color=_COLORS[0],
         hovertemplate="%{x} tokens of thinking<br>accuracy %{y:.0%}<br>%{customdata} samples<extra></extra>",
     ))  # fmt: skip
     fig.update_xaxes(title="thinking length (tokens)", dtick=1)
