@@ -64,6 +64,9 @@ def run_seed(seed: int, sizes: r1_pipeline.Sizes) -> dict:
     corpus = languages.mixed_corpus(pr.corpus, P.STUDENT_MIX, P_TARGET, seed=seed)
     base = pretrained(P.BIG, corpus, seed, sizes.base_steps, tok)
     done("base", base, other=True)
+    out["base_by_length"] = test_time.accuracy_by_length(
+        base, tok, pr.held_out, 4, P.MAX_NEW_TOKENS, seed=seed
+    )
     cfg = GRPOConfig(**P.GRPO, seed=seed)
     zero, _ = P.rl(base, tok, pr.rl, P.reasoning_rewards(language=False), sizes.rl_steps, cfg,
                    progress=False)  # fmt: skip
@@ -158,6 +161,18 @@ def spread(values: list[float], unit: str = "%") -> str:
     return f"{statistics.fmean(values):.1f} ({min(values):.1f}-{max(values):.1f})"
 
 
+def paired(runs: list[dict], a: str, b: str, key: str = "accuracy") -> str:
+    """Seed by seed, stage ``a`` minus stage ``b`` in percentage points: mean (min to max), and
+    in how many seeds ``a`` came out ahead, level and behind."""
+    diffs = [100 * (r["stages"][a][key] - r["stages"][b][key]) for r in runs]
+    ahead = sum(d > 0 for d in diffs)
+    level = sum(d == 0 for d in diffs)
+    return (
+        f"{statistics.fmean(diffs):+.1f} points ({min(diffs):+.1f} to {max(diffs):+.1f}); "
+        f"ahead in {ahead}, level in {level}, behind in {len(diffs) - ahead - level} of {len(diffs)} seeds"
+    )
+
+
 def _cells(runs: list[dict], name: str, keys=METRICS) -> list[str]:
     cells = []
     for key, unit in keys:
@@ -182,6 +197,9 @@ def render(result: dict) -> str:
                         ("reasoning RL without the language reward", "accuracy + format")):  # fmt: skip
         lines.append(f"| {label} | " + " | ".join(
             _cells(runs, name, (("accuracy", "%"), ("language", "%")))) + " |")  # fmt: skip
+    with_, without = "reasoning RL", "reasoning RL without the language reward"
+    lines += ["", f"With minus without the language reward, accuracy: {paired(runs, with_, without)}; "
+              f"language consistency: {paired(runs, with_, without, 'language')}."]  # fmt: skip
     lines += ["", "Distillation vs RL on the small model, the same FLOPs each (R1 §4.1 in miniature):",
               "", "| small model | accuracy | language consistency | translation accuracy | "
               "training FLOPs |", "|---|---|---|---|---|"]  # fmt: skip
@@ -192,6 +210,8 @@ def render(result: dict) -> str:
             flops = f"{statistics.fmean(r['flops'][key] for r in runs):.2e}"
         cells = _cells(runs, name, (("accuracy", "%"), ("language", "%"), ("other_accuracy", "%")))
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {flops} |")
+    lines += ["", "Distilled minus direct RL, accuracy: "
+              f"{paired(runs, 'small: distilled', 'small: direct RL')}."]  # fmt: skip
     ks = sorted({int(k) for r in runs for k in next(iter(r["cons_at_k"].values()))})
     lines += ["", "Majority voting: accuracy of the most common of k sampled answers (cons@k; "
               "k = 1 is pass@1):", "", "| model | " + " | ".join(f"k = {k}" for k in ks) + " |",
@@ -206,6 +226,15 @@ def render(result: dict) -> str:
     for name in runs[0]["budget"]:
         cells = [spread([r["budget"][name][str(b)] for r in runs]) for b in budgets]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lengths = sorted({int(n) for r in runs for n in r["base_by_length"]})
+    lines += ["", "The base model's own samples (4 per problem): accuracy by thinking length, pooled "
+              "over seeds (right / samples):", "",
+              "| thinking tokens | " + " | ".join(str(n) for n in lengths) + " |",
+              "|---" * (len(lengths) + 1) + "|"]  # fmt: skip
+    pooled = [[sum(r["base_by_length"].get(str(n), (0, 0))[i] for r in runs) for i in (0, 1)]
+              for n in lengths]  # fmt: skip
+    lines.append("| accuracy | " + " | ".join(
+        f"{right / total:.0%} ({right}/{total})" for right, total in pooled) + " |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
