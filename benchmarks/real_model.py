@@ -69,15 +69,10 @@ def distill_1_5b_config():
     from transformers import Qwen2Config
 
     from course_lib import architectures
+    from course_lib.r1.stand_in import qwen2_dims
 
-    arch = architectures.CONFIGS["Qwen2.5-Math-1.5B"]
     return Qwen2Config(
-        vocab_size=arch.vocab_size,
-        hidden_size=arch.d_model,
-        intermediate_size=arch.d_ff,
-        num_hidden_layers=arch.n_layers,
-        num_attention_heads=arch.n_heads,
-        num_key_value_heads=arch.n_kv_heads,
+        **qwen2_dims(architectures.CONFIGS["Qwen2.5-Math-1.5B"]),
         max_position_embeddings=131_072,
         rope_theta=10_000.0,
         rms_norm_eps=1e-6,

@@ -7,8 +7,9 @@ tokenizer, the tasks, distillation's rejection filter, GRPO's rewards, the exerc
 the real distills (notebook 05) all read and write text through the functions here.
 
 * :func:`format_target`: ``<think>trace</think><answer>answer</answer>`` (or the answer alone).
-* :func:`extract_answer` / :func:`check_answer`: the last ``<answer>...</answer>`` and an exact
-  match with the reference -- R1-Zero's accuracy reward is such a rule.
+* :func:`extract_answer` / :func:`check_answer`: the last ``<answer>...</answer>`` after the
+  thinking (:func:`graded_part`) and an exact match with the reference -- R1-Zero's accuracy
+  reward is such a rule. An answer written inside ``<think>`` is never graded.
 * :func:`is_well_formed`: the strict check (see its docstring for what it accepts and why).
 * :func:`split_thinking` / :func:`extract_boxed`: reading a real distill's reply, which closes its
   thinking with ``</think>`` and puts a math answer in ``\\boxed{}`` (the model card's advice).
@@ -19,7 +20,6 @@ so the whitespace and empty-block rules of :func:`is_well_formed` are the course
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 THINK, THINK_END = "<think>", "</think>"
@@ -37,17 +37,57 @@ def format_target(answer: str, trace: str | None = None) -> str:
     return body if trace is None else f"{THINK}{trace}{THINK_END}{body}"
 
 
-_ANSWER_RE = re.compile(re.escape(ANSWER) + r"(.*?)" + re.escape(ANSWER_END), re.DOTALL)
+def graded_part(completion: str) -> str:
+    """The part of a completion an answer may come from: what follows the thinking.
+
+    R1's template puts the answer *after* the reasoning ([R1] Table 1), so an ``<answer>`` block
+    written inside ``<think> ... </think>`` is thinking, never graded. The graded part starts after
+    the last ``</think>`` (at the start when there is none) and stops at a ``<think>`` that opens
+    after it: thinking that never closes runs to the end.
+    """
+    close = completion.rfind(THINK_END)
+    start = 0 if close < 0 else close + len(THINK_END)
+    stop = completion.find(THINK, start)
+    return completion[start:] if stop < 0 else completion[start:stop]
 
 
 def extract_answer(completion: str) -> str | None:
-    """The text inside the LAST ``<answer>...</answer>`` pair (stripped), or None without one."""
-    found = _ANSWER_RE.findall(completion)
-    return found[-1].strip() if found else None
+    """The text inside the LAST ``<answer>...</answer>`` pair after the thinking (stripped), or None.
+
+    Pairs are read left to right: an ``<answer>``, then the first ``</answer>`` after it, then the
+    next ``<answer>`` after that (the same pairs as the regular expression
+    ``<answer>(.*?)</answer>``). One forward scan, so the time grows linearly with the text, even
+    for adversarial text such as ``"<answer>5" * 100_000`` (benchmarks/grading.py). Only
+    :func:`graded_part` is searched: an answer inside the thinking earns nothing.
+    """
+    if not isinstance(completion, str):
+        raise ValueError(
+            f"completion must be a string (the model's text), got {type(completion).__name__}; "
+            "decode token ids with the tokenizer first."
+        )
+    text, pos, found = graded_part(completion), 0, None
+    while True:
+        i = text.find(ANSWER, pos)
+        if i < 0:
+            break
+        j = text.find(ANSWER_END, i + len(ANSWER))
+        if j < 0:
+            break
+        found, pos = text[i + len(ANSWER) : j], j + len(ANSWER_END)
+    return None if found is None else found.strip()
 
 
-def check_answer(completion: str, answer: str) -> bool:
-    """Exact match of the extracted answer with the reference answer (whitespace-stripped)."""
+def check_answer(completion: str, answer: str | int) -> bool:
+    """Exact match of the extracted answer with the reference answer (whitespace-stripped).
+
+    The reference must be a non-empty string (or an int): an empty reference would pay an empty
+    ``<answer></answer>``, so it is refused with a ValueError rather than graded.
+    """
+    if isinstance(answer, bool) or not isinstance(answer, (str, int)) or not str(answer).strip():
+        raise ValueError(
+            f"the reference answer must be non-empty text such as '132', got {answer!r}; check "
+            "that every example (or dataset row) carries its answer."
+        )
     got = extract_answer(completion)
     return got is not None and got == str(answer).strip()
 
@@ -92,10 +132,20 @@ class Thought:
 
 
 def _strip_tags(text: str) -> str:
-    # Loop: removing one tag can join two halves into a new one ("<thi<think>nk>").
-    while THINK in text or THINK_END in text:
-        text = text.replace(THINK, "").replace(THINK_END, "")
-    return text
+    """``text`` with every ``<think>`` / ``</think>`` removed, including tags that only form once
+    another is removed (``"<thi<think>nk>"``), in one pass: each character goes on a stack and a
+    tag that appears on top of it is popped. (The two tags cannot overlap, so this is the same as
+    removing them over and over until none is left, without the quadratic time.)"""
+    out: list[str] = []
+    for ch in text:
+        out.append(ch)
+        if ch == ">":
+            for tag in (THINK, THINK_END):
+                n = len(tag)
+                if len(out) >= n and "".join(out[-n:]) == tag:
+                    del out[-n:]
+                    break
+    return "".join(out)
 
 
 def split_thinking(text: str, think_open_in_prompt: bool = True) -> Thought:
@@ -119,15 +169,29 @@ def split_thinking(text: str, think_open_in_prompt: bool = True) -> Thought:
     return Thought(_strip_tags(thinking).strip(), _strip_tags(answer).strip(), finished)
 
 
+_BOXED = "\\boxed{"
+
+
 def extract_boxed(text: str) -> str | None:
-    """The content of the last ``\\boxed{...}`` in ``text`` (nested braces allowed), or None."""
-    start = text.rfind("\\boxed{")
+    """The content of the last ``\\boxed{...}`` whose brace closes (nested braces allowed), or None.
+
+    One pass matches every brace with a stack (a brace's partner depends only on the text after
+    it), so an unclosed ``\\boxed{`` costs nothing extra: the time is linear even for adversarial
+    text such as ``"\\boxed{" * 100_000``.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, got {type(text).__name__}.")
+    closes: dict[int, int] = {}
+    stack: list[int] = []
+    for i, ch in enumerate(text):
+        if ch == "{":
+            stack.append(i)
+        elif ch == "}" and stack:
+            closes[stack.pop()] = i
+    start = text.rfind(_BOXED)
     while start >= 0:
-        i, depth = start + len("\\boxed{"), 1
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0:
-            return text[start + len("\\boxed{") : i - 1].strip()
-        start = text.rfind("\\boxed{", 0, start)  # unclosed: try an earlier one
+        brace = start + len(_BOXED) - 1
+        if brace in closes:
+            return text[brace + 1 : closes[brace]].strip()
+        start = text.rfind(_BOXED, 0, start)  # unclosed: try an earlier one
     return None

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib import validate
 from course_lib.formats import ANSWER, check_answer, is_well_formed
 
 RewardFn = Callable[[str, str, str], float]
@@ -55,12 +56,13 @@ def accuracy_reward(prompt: str, completion: str, answer: str) -> float:
     """1.0 when the answer inside ``<answer>…</answer>`` is right, else 0.0 (R1 §2.2.2).
 
     Uses the course's answer checker (:func:`course_lib.formats.check_answer`), so the completion
-    must put its final answer inside the answer tags; text elsewhere is never graded.
+    must put its final answer inside the answer tags, after the thinking; text elsewhere, and an
+    answer block inside ``<think>…</think>``, is never graded. A completion that is not text scores
+    0.0; a missing or empty reference ``answer`` is a mistake in the data and raises ValueError.
     """
-    try:
-        return 1.0 if check_answer(completion, answer) else 0.0
-    except Exception:  # a reward must never crash a training run on odd text
+    if not isinstance(completion, str):
         return 0.0
+    return 1.0 if check_answer(completion, answer) else 0.0
 
 
 def strict_format_reward(prompt: str, completion: str, answer: str | None = None) -> float:
@@ -145,8 +147,15 @@ def group_advantages(
         raise ValueError(
             f"rewards must be flat (N,), got shape {tuple(rewards.shape)}; use rewards.flatten()."
         )
-    if group_size < 2:
-        raise ValueError(f"group_size must be >= 2 for a group baseline, got {group_size}.")
+    validate.number(
+        "group_size", group_size, "a group baseline needs G >= 2 completions per prompt.",
+        low=2, integer=True,
+    )  # fmt: skip
+    if not bool(torch.isfinite(rewards).all()):
+        raise ValueError(
+            "rewards hold NaN or inf; every reward function must return a finite number "
+            "(check the one that produced them, e.g. with combine_rewards' per-reward values)."
+        )
     if rewards.numel() % group_size:
         raise ValueError(
             f"{rewards.numel()} rewards do not split into groups of {group_size}; "
@@ -179,6 +188,18 @@ def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     return torch.exp(log_ratio) - log_ratio - 1.0
 
 
+def _check_clip(epsilon: float, epsilon_high: float | None) -> None:
+    validate.number(
+        "epsilon", epsilon, "the clip range; 0.2 is usual.", low=0, high=1, low_open=True,
+        high_open=True,
+    )  # fmt: skip
+    if epsilon_high is not None:
+        validate.number(
+            "epsilon_high", epsilon_high, "the upper clip range; None uses epsilon.", low=0,
+            low_open=True,
+        )  # fmt: skip
+
+
 def clipped_surrogate(
     ratio: torch.Tensor,
     advantages: torch.Tensor,
@@ -191,6 +212,7 @@ def clipped_surrogate(
     raise it, so the policy gains nothing by moving further than ε from the sampling policy.
     ``advantages`` broadcasts against ``ratio`` (e.g. (N, 1) against (N, T)).
     """
+    _check_clip(epsilon, epsilon_high)
     hi = epsilon if epsilon_high is None else epsilon_high
     return torch.minimum(
         ratio * advantages, torch.clamp(ratio, 1.0 - epsilon, 1.0 + hi) * advantages
@@ -263,6 +285,8 @@ def grpo_loss(
         raise ValueError(
             f"advantages must be (N,) = ({logp.shape[0]},), got {tuple(advantages.shape)}."
         )
+    validate.number("beta", beta, "0 turns the KL penalty off; 0.04 is DeepSeekMath's.", low=0)
+    _check_clip(epsilon, epsilon_high)
     if beta > 0 and ref_logp is None:
         raise ValueError("beta > 0 needs ref_logp from the frozen reference model (or set beta=0).")
     adv = advantages.detach().unsqueeze(1)  # (N, 1)

@@ -17,6 +17,7 @@ rate is constant.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from course_lib import validate
 from course_lib.grpo import (
     AGGREGATIONS,
     WeightedReward,
@@ -63,21 +65,47 @@ class GRPOConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.group_size < 2:
+        # Checked at the boundary: a NaN beta would silently turn the KL off, a negative
+        # epsilon_high would clip every ratio.
+        whole = {"group_size": 2, "prompts_per_step": 1, "max_new_tokens": 1, "iterations": 1}
+        for name, low in whole.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be an int, got {value!r}; e.g. {name}=8.")
+            why = "GRPO needs G >= 2 completions per prompt" if name == "group_size" else "e.g. 8"
+            validate.number(name, value, why + ".", low=low, integer=True)
+        validate.number("seed", self.seed, "e.g. seed=0.", low=0, integer=True)
+        validate.number("lr", self.lr, "e.g. 1e-3 for TinySeek.", low=0, low_open=True)
+        validate.number(
+            "beta", self.beta, "0 turns the KL penalty off; 0.04 is DeepSeekMath's.", low=0
+        )
+        validate.number(
+            "epsilon", self.epsilon, "the clip range; 0.2 is usual.",
+            low=0, high=1, low_open=True, high_open=True,
+        )  # fmt: skip
+        if self.epsilon_high is not None:
+            validate.number(
+                "epsilon_high", self.epsilon_high,
+                "the upper clip range; None uses epsilon (DAPO makes it wider than epsilon).",
+                low=0, low_open=True,
+            )  # fmt: skip
+        validate.number(
+            "temperature", self.temperature, "rollouts are sampled; 1.0 is usual.",
+            low=0, low_open=True,
+        )  # fmt: skip
+        validate.number(
+            "top_p", self.top_p, "1.0 samples from every token.", low=0, high=1, low_open=True
+        )
+        if self.grad_clip is not None:
+            validate.number(
+                "grad_clip", self.grad_clip, "e.g. 1.0, or None for no clipping.",
+                low=0, low_open=True,
+            )  # fmt: skip
+        if not isinstance(self.scale_rewards, bool):
             raise ValueError(
-                f"group_size={self.group_size}: GRPO needs G >= 2 completions per prompt."
+                f"scale_rewards must be True (GRPO) or False (Dr. GRPO), got {self.scale_rewards!r}."
             )
-        for name in ("prompts_per_step", "max_new_tokens", "iterations"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 1.")
-        if not 0 < self.epsilon < 1:
-            raise ValueError(f"epsilon={self.epsilon} must be in (0, 1); 0.2 is usual.")
-        if self.beta < 0:
-            raise ValueError(f"beta={self.beta} must be >= 0 (0 turns the KL penalty off).")
-        if self.temperature <= 0:
-            raise ValueError("temperature must be > 0 for sampling rollouts (1.0 is usual).")
-        if self.aggregation not in AGGREGATIONS:
-            raise ValueError(f"aggregation={self.aggregation!r}; use one of {AGGREGATIONS}.")
+        validate.choice("aggregation", self.aggregation, AGGREGATIONS)
 
     @classmethod
     def dr_grpo(cls, **kwargs) -> GRPOConfig:
@@ -265,7 +293,13 @@ class GRPOTrainer:
             stats["clip_fraction"] += out.clip_fraction / cfg.iterations
             stats["ratio_mean"] += out.ratio_mean / cfg.iterations
         self.elapsed += time.perf_counter() - t0
-        acc = [accuracy_reward(p, c, a) for p, c, a in zip(ro.prompts, ro.completions, ro.answers)]
+        # Accuracy is a metric of the rows that carry a reference answer (a custom reward's task
+        # may have none: then it is nan, not a score of empty answers).
+        acc = [
+            accuracy_reward(p, c, a) if str(a).strip() else math.nan
+            for p, c, a in zip(ro.prompts, ro.completions, ro.answers)
+        ]
+        graded = [x for x in acc if not math.isnan(x)]
         fmt = [strict_format_reward(p, c) for p, c in zip(ro.prompts, ro.completions)]
         naive = [naive_format_reward(p, c) for p, c in zip(ro.prompts, ro.completions)]
         self.step_count += 1
@@ -273,7 +307,7 @@ class GRPOTrainer:
             "step": self.step_count,
             "reward_mean": float(ro.rewards.mean()),
             "reward_std": float(ro.rewards.std()),
-            "accuracy": sum(acc) / len(acc),
+            "accuracy": sum(graded) / len(graded) if graded else math.nan,
             "format": sum(fmt) / len(fmt),
             "naive_format": sum(naive) / len(naive),
             "zero_std_fraction": zero_std_fraction(ro.rewards, ro.group_size),
@@ -291,7 +325,7 @@ class GRPOTrainer:
                     "prompt": ro.prompts[0],
                     "completion": ro.completions[0],
                     "reward": float(ro.rewards[0]),
-                    "correct": bool(acc[0]),
+                    "correct": acc[0] == 1.0,
                 }
             )
         return row

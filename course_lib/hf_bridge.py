@@ -7,6 +7,9 @@ people use at real scale. Three adapters make that possible without a download:
 * :func:`to_llama`: a dense MHA/GQA/MQA TinySeek copied into ``LlamaForCausalLM`` (TinySeek's
   dense block *is* the Llama block), same logits;
 * :func:`to_trl_reward`: one of :mod:`course_lib.grpo`'s rewards in the calling convention TRL uses.
+
+Each of them turns Hugging Face telemetry off (:func:`course_lib.runtime.hub_telemetry_off`):
+TRL's trainers otherwise report their use from a background thread.
 """
 
 from __future__ import annotations
@@ -17,28 +20,85 @@ from torch import nn
 
 from course_lib.formats import TAGS
 from course_lib.grpo import RewardFn
+from course_lib.runtime import hub_telemetry_off
 from course_lib.tokenizer import BOS, EOS, PAD, CharTokenizer, default_tokenizer
 
+# Keyword arguments TRL adds to every reward call besides the dataset's columns.
+_TRL_KWARGS = frozenset(
+    {"completion_ids", "trainer_state", "log_extra", "log_metric", "environments"}
+)
 
-def to_trl_reward(fn: RewardFn, answer_column: str = "answer") -> Callable[..., list[float]]:
+
+def _content(x) -> str:
+    """A completion or prompt as TRL passes it: plain text, or a conversation whose last turn counts."""
+    if isinstance(x, str):
+        return x
+    if isinstance(x, (list, tuple)):  # conversational datasets: [{"role": ..., "content": ...}]
+        return str(x[-1].get("content", "")) if x else ""
+    raise ValueError(
+        f"TRL passed a {type(x).__name__} where text or a list of chat messages belongs; "
+        "check the dataset's 'prompt' column (strings, or lists of {'role', 'content'} dicts)."
+    )
+
+
+def to_trl_reward(fn: RewardFn, answer_column: str | None = "answer") -> Callable[..., list[float]]:
     """Wrap one of our reward functions into the shape TRL's ``GRPOTrainer`` calls.
 
     TRL calls ``reward(prompts=..., completions=..., **dataset_columns)`` and expects one float
-    per completion; the dataset's ``answer`` column arrives as a keyword list.
+    per completion; the dataset's ``answer`` column arrives as a keyword list. The wrapper refuses,
+    with a ValueError that names the fix, what would make silent wrong rewards: a dataset without
+    the answer column, an empty answer in it (which would pay an empty ``<answer></answer>``), and
+    lists of different lengths (``zip`` would drop the extra completions). For a reward that never
+    reads the answer (the format rewards) pass ``answer_column=None``; it then gets ``None``.
     """
+    if not callable(fn):
+        raise ValueError(
+            f"to_trl_reward wraps a reward function such as grpo.accuracy_reward, got {fn!r}."
+        )
+    if answer_column is not None and (not isinstance(answer_column, str) or not answer_column):
+        raise ValueError(
+            f"answer_column must be a column name such as 'answer' (or None), got {answer_column!r}."
+        )
+    name = getattr(fn, "__name__", "reward")
+    hub_telemetry_off()  # the wrapped reward goes into TRL, which would report its use
 
     def reward(prompts, completions, **kwargs) -> list[float]:
-        answers = kwargs.get(answer_column) or [""] * len(completions)
-        out = []
-        for p, c, a in zip(prompts, completions, answers):
-            if not isinstance(c, str):  # conversational datasets pass [{"role":..., "content":...}]
-                c = c[-1]["content"] if c else ""
-            if not isinstance(p, str):
-                p = p[-1]["content"] if p else ""
-            out.append(float(fn(p, c, a)))
-        return out
+        n = len(completions)
+        if len(prompts) != n:
+            raise ValueError(
+                f"{name}: {len(prompts)} prompts for {n} completions; TRL passes one prompt per "
+                "completion (each prompt repeated num_generations times). Call it the same way."
+            )
+        if answer_column is None:
+            answers: list = [None] * n
+        else:
+            if kwargs.get(answer_column) is None:
+                columns = sorted(k for k in kwargs if k not in _TRL_KWARGS)
+                raise ValueError(
+                    f"{name} grades against the dataset's {answer_column!r} column, but TRL "
+                    f"passed none (dataset columns it passed: {columns or 'none'}). Fix: add an "
+                    f"{answer_column!r} column to the training dataset, or name yours with "
+                    f"to_trl_reward({name}, answer_column='...'); a reward that never reads the "
+                    "answer takes answer_column=None."
+                )
+            answers = list(kwargs[answer_column])
+            if len(answers) != n:
+                raise ValueError(
+                    f"{name}: {len(answers)} answers for {n} completions; the {answer_column!r} "
+                    "column must hold one answer per completion (TRL repeats it per generation)."
+                )
+            empty = [i for i, a in enumerate(answers) if a is None or not str(a).strip()]
+            if empty:
+                raise ValueError(
+                    f"{name}: the {answer_column!r} column is empty in row(s) {empty[:5]}; an "
+                    "empty reference would pay an empty <answer></answer>. Fix: drop those rows "
+                    "or fill in their answers."
+                )
+        return [
+            float(fn(_content(p), _content(c), a)) for p, c, a in zip(prompts, completions, answers)
+        ]
 
-    reward.__name__ = getattr(fn, "__name__", "reward")
+    reward.__name__ = name
     return reward
 
 
@@ -52,6 +112,7 @@ def hf_tokenizer(tokenizer: CharTokenizer | None = None):
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
+    hub_telemetry_off()
     tok = tokenizer or default_tokenizer()
     core = Tokenizer(models.WordLevel(vocab=dict(tok.stoi), unk_token=PAD))
     core.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")  # one char each
@@ -77,6 +138,7 @@ def to_llama(model: nn.Module):
     """
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    hub_telemetry_off()
     c = model.config
     if (
         c.attention == "mla"

@@ -6,14 +6,18 @@ modular arithmetic, small equations). Each comes with a short step-by-step ``tra
 the stand-in model in ``course_lib.r1`` is fitted to those traces to learn R1's *format* only.
 
 Answer checking mirrors the rule-based accuracy reward of [R1 §2.2.2]: the final answer is read from
-``\\boxed{}`` and compared with the reference, numerically where both are numbers.
+``\\boxed{}`` and compared with the reference, by exact value where the reference is a number
+(:func:`is_correct` says what is accepted: ``12.0`` and ``24/2`` are ``12``; ``1, 2`` and ``1e1``
+are not ``12`` and ``10``).
 """
 
 from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass
+from fractions import Fraction
 
 
 @dataclass(frozen=True)
@@ -147,21 +151,81 @@ def math_problems(per_kind: int = 2, seed: int = 0) -> list[MathProblem]:
     return [make(rng) for _ in range(per_kind) for make in _KINDS]
 
 
+# What counts as a number (see is_correct): digits with an optional sign, thousands separators
+# only in groups of three, an optional decimal part; a fraction of two such integers; \frac{a}{b}.
+# ASCII digits only (re.ASCII), so what is accepted is what the docstrings list.
+_DECIMAL = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[+-]?\.\d+", re.ASCII)
+_SLASH = re.compile(r"([+-]?\d+)\s*/\s*(\d+)", re.ASCII)
+_FRAC = re.compile(r"([+-]?)\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}")
+_VARIABLE = re.compile(r"[A-Za-z]\s*=\s*")  # "x = 5"
+_MAX_NUMBER_CHARS = 1000  # longer "numbers" compare as text (int() refuses > 4300 digits anyway)
+
+
 def normalize(answer: str) -> str:
-    """Strip spaces, dollar signs, ``\\text{}``-free trailing dots and thousands separators."""
-    text = answer.strip().strip("$").strip()
-    text = text.rstrip(".").replace(",", "").replace(" ", "")
-    if text.startswith("x="):
-        text = text[2:]
-    return text
+    """The answer as written, minus what never changes its meaning.
+
+    Strips surrounding white space and ``$`` signs, one trailing period, a leading ``x =`` (any
+    one-letter variable), and turns the Unicode minus ``−`` into ``-``; runs of white space become
+    one space. Nothing inside the answer is removed: ``"1, 2"`` stays a list, ``"4 5"`` two numbers.
+    """
+    if not isinstance(answer, str):
+        raise ValueError(f"an answer must be text, got {type(answer).__name__}: {answer!r}.")
+    text = " ".join(answer.split()).strip(" $")
+    if text.endswith("."):  # "42." and "$42$." end a sentence
+        text = text[:-1].strip(" $")
+    head = _VARIABLE.match(text)
+    if head:
+        text = text[head.end() :]
+    return text.replace("\u2212", "-")
 
 
-def is_correct(predicted: str | None, expected: str) -> bool:
-    """Does a ``\\boxed{}`` answer match the reference? Numbers compare by value."""
+def number_value(answer: str) -> Fraction | None:
+    """The exact value of an answer written as one number, or None if it is not one.
+
+    Accepted: ``12``, ``-3``, ``+5``, ``012``, ``1,024`` (separators in groups of three only),
+    ``12.0``, ``.5``, ``24/2``, ``\\frac{1}{2}`` (also ``\\dfrac``, ``\\tfrac``, signed). Not numbers:
+    ``1e1`` (scientific notation), ``1_0``, ``inf``, ``nan``, ``1, 2``, ``4 5``, ``1,2``, ``x/0``.
+    """
+    text = normalize(answer)
+    if len(text) > _MAX_NUMBER_CHARS:
+        return None
+    if _DECIMAL.fullmatch(text):
+        return Fraction(text.replace(",", ""))
+    m = _SLASH.fullmatch(text)
+    if m and int(m.group(2)) != 0:
+        return Fraction(int(m.group(1)), int(m.group(2)))
+    m = _FRAC.fullmatch(text)
+    if m:
+        num, den = number_value(m.group(2)), number_value(m.group(3))
+        if num is not None and den:
+            return -num / den if m.group(1) == "-" else num / den
+    return None
+
+
+def is_correct(predicted: str | None, expected: str | int) -> bool:
+    """Does a ``\\boxed{}`` answer mean the same as the reference? What a mathematician would accept.
+
+    When the reference is a number (:func:`number_value`), the prediction must be a number with
+    exactly the same value: ``12`` = ``12.0`` = ``24/2`` = ``\\frac{24}{2}``, ``0.5`` = ``1/2``,
+    ``1,024`` = ``1024``, ``x = -3`` = ``-3``; but ``0.333`` ≠ ``1/3`` (exact, no tolerance) and
+    ``1, 2`` / ``4 5`` / ``1e1`` are not the numbers ``12`` / ``45`` / ``10``. Otherwise the two
+    texts must be equal after :func:`normalize`. ``predicted`` None (no boxed answer) is wrong.
+    Linear in the length of the text (benchmarks/grading.py measures it on adversarial input).
+    """
+    if isinstance(expected, int) and not isinstance(expected, bool):
+        expected = str(expected)
+    if not isinstance(expected, str) or not normalize(expected):
+        raise ValueError(
+            f"the reference answer must be non-empty text such as '42', got {expected!r}."
+        )
     if predicted is None:
         return False
-    p, e = normalize(predicted), normalize(expected)
-    try:
-        return math.isclose(float(p), float(e), rel_tol=1e-9, abs_tol=1e-9)
-    except ValueError:
-        return p == e
+    if not isinstance(predicted, str):
+        raise ValueError(
+            f"predicted must be the answer's text (or None), got {type(predicted).__name__}; "
+            "read it from the reply with formats.extract_boxed."
+        )
+    want = number_value(expected)
+    if want is not None:
+        return number_value(predicted) == want
+    return normalize(predicted) == normalize(expected)

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib import validate
 from course_lib.attention import GroupedQueryAttention, cache_nbytes
 from course_lib.layers import RMSNorm, SwiGLU
 from course_lib.mla import MultiHeadLatentAttention
@@ -38,6 +39,29 @@ from course_lib.tokenizer import default_tokenizer
 
 ATTENTIONS = ("mha", "gqa", "mqa", "mla")
 FFNS = ("dense", "moe")
+# Sizes that must be whole numbers >= 1.
+_AT_LEAST_ONE = (
+    "vocab_size", "d_model", "n_layers", "n_heads", "max_seq_len", "d_ff", "n_routed_experts",
+    "n_activated_experts", "d_expert", "n_expert_groups", "topk_groups", "kv_lora_rank",
+    "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim",
+)  # fmt: skip
+
+
+_EXAMPLES = {
+    "n_kv_heads": "leave n_kv_heads=None (the default for the attention) or pick a divisor of n_heads",
+    "head_dim": "leave head_dim=None (d_model // n_heads) or pick an even size such as 16",
+    "q_lora_rank": "leave q_lora_rank=None (queries not compressed) or pick a rank such as 32",
+    "vocab_size": "leave vocab_size to its default, the tokenizer's (tokenizer.vocab_size)",
+}
+
+
+def _whole(name: str, value, low: int) -> None:
+    """A size field must be an int (not 64.0, not True) and at least ``low``."""
+    default = TinySeekConfig.__dataclass_fields__[name].default
+    fix = _EXAMPLES.get(name, f"e.g. {name}={default} (the default)")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an int, got {value!r} (a {type(value).__name__}); {fix}.")
+    validate.number(name, value, fix + ".", low=low, integer=True)
 
 
 @dataclass
@@ -80,13 +104,39 @@ class TinySeekConfig:
     mla_cache: str = "absorbed"  # generation's cache: "absorbed" (c_kv + k_rope) or "naive" (K, V)
 
     def __post_init__(self):
-        if self.attention not in ATTENTIONS:
-            raise ValueError(f"attention={self.attention!r}; use one of {ATTENTIONS}.")
-        if self.ffn not in FFNS:
-            raise ValueError(f"ffn={self.ffn!r}; use one of {FFNS}.")
-        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "max_seq_len", "d_ff"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 1.")
+        # Every field is checked here, at the boundary, so a wrong size stops with a course
+        # message instead of NaN logits or an error from deep inside torch.
+        validate.choice("attention", self.attention, ATTENTIONS)
+        validate.choice("ffn", self.ffn, FFNS)
+        for name in _AT_LEAST_ONE:
+            _whole(name, getattr(self, name), 1)
+        for name in ("n_shared_experts", "first_k_dense"):
+            _whole(name, getattr(self, name), 0)
+        for name in ("n_kv_heads", "q_lora_rank"):
+            if getattr(self, name) is not None:
+                _whole(name, getattr(self, name), 1)
+        validate.number(
+            "rope_theta", self.rope_theta, "RoPE's base; 10000 (Llama, DeepSeek) is usual.",
+            low=1, low_open=True,
+        )  # fmt: skip
+        validate.number(
+            "norm_eps", self.norm_eps, "RMSNorm's epsilon; 1e-6 is usual.",
+            low=0, high=1, low_open=True, high_open=True,
+        )  # fmt: skip
+        validate.number("route_scale", self.route_scale, "1.0 is usual.", low=0, low_open=True)
+        for name in ("aux_alpha", "bias_gamma", "complementary_alpha"):
+            validate.number(name, getattr(self, name), "0 turns it off.", low=0)
+        validate.choice("score_func", self.score_func, ("softmax", "sigmoid"))
+        validate.choice("balance", self.balance, ("none", "aux_loss", "aux_free"))
+        validate.choice(
+            "mla_cache", self.mla_cache, ("absorbed", "naive"),
+            "the MLA cache mode: the latent and the RoPE key, or full keys and values",
+        )  # fmt: skip
+        if self.first_k_dense > self.n_layers:
+            raise ValueError(
+                f"first_k_dense={self.first_k_dense} is more than n_layers={self.n_layers}; "
+                "at most every layer can be dense."
+            )
         if self.n_kv_heads is None:
             self.n_kv_heads = {"mha": self.n_heads, "mqa": 1}.get(
                 self.attention, max(1, self.n_heads // 2)
@@ -98,9 +148,26 @@ class TinySeekConfig:
             )
         if self.attention == "mqa" and self.n_kv_heads != 1:
             raise ValueError("MQA has one K/V head: set n_kv_heads=1 (or None), or use 'gqa'.")
-        if self.attention in ("gqa", "mha", "mqa") and self.n_heads % self.n_kv_heads:
+        if self.attention in ("gqa", "mha", "mqa"):
+            if self.n_heads % self.n_kv_heads:
+                raise ValueError(
+                    f"n_heads={self.n_heads} must be a multiple of n_kv_heads={self.n_kv_heads}."
+                )
+            if self.head_dim is None and self.d_model % self.n_heads:
+                raise ValueError(
+                    f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}; "
+                    "change one of them or set head_dim explicitly."
+                )
+            hd = self.d_model // self.n_heads if self.head_dim is None else self.head_dim
+            _whole("head_dim", hd, 2)
+            if hd % 2:
+                raise ValueError(
+                    f"head_dim={hd} must be even: RoPE rotates pairs of dimensions; try {hd + 1}."
+                )
+        if self.attention == "mla" and self.qk_rope_head_dim % 2:
             raise ValueError(
-                f"n_heads={self.n_heads} must be a multiple of n_kv_heads={self.n_kv_heads}."
+                f"qk_rope_head_dim={self.qk_rope_head_dim} must be even (RoPE rotates pairs); "
+                f"try {self.qk_rope_head_dim + 1}."
             )
 
     def to_dict(self) -> dict:
@@ -193,8 +260,7 @@ class TinySeek(nn.Module):
         key_mask: (B, S) True for real tokens over the whole sequence so far (cache + new), for
         left-padded batches; None when nothing is padded. Returns logits (B, T, V) and the cache.
         """
-        if idx.dim() != 2:
-            raise ValueError(f"idx must be (batch, time) token ids, got shape {tuple(idx.shape)}.")
+        check_token_ids(idx, self.config.vocab_size)
         B, T = idx.shape
         start = 0 if past is None else past.length
         if start + T > self.config.max_seq_len:
@@ -262,8 +328,10 @@ class TinySeek(nn.Module):
         generation stops early once every row has finished. key_mask: (B, T) False at left
         padding of the prompts. Returns (B, T + new) ids: prompts followed by the samples.
         """
-        if max_new_tokens < 0 or temperature < 0 or not 0 < top_p <= 1:
-            raise ValueError("need max_new_tokens >= 0, temperature >= 0 and 0 < top_p <= 1.")
+        validate.number(
+            "max_new_tokens", max_new_tokens, "e.g. 32.", low=0, integer=True
+        )  # fmt: skip
+        check_sampling(temperature, top_p)
         was_training = self.training
         self.eval()
         out = idx
@@ -286,6 +354,44 @@ class TinySeek(nn.Module):
         return out
 
 
+def check_token_ids(idx: torch.Tensor, vocab_size: int) -> None:
+    """Raise a ValueError that says what to do unless ``idx`` is a non-empty (B, T) batch of ids
+    in ``[0, vocab_size)`` (otherwise torch's embedding fails with an IndexError, or an MoE layer
+    with a reshape error on an empty batch)."""
+    if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
+        shape = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
+        raise ValueError(
+            f"idx must be a (batch, time) tensor of token ids, got {shape}; "
+            "e.g. torch.tensor([tok.encode(text)]) (add the batch axis with [None])."
+        )
+    if idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == torch.bool:
+        raise ValueError(f"idx must hold integer token ids, got dtype {idx.dtype}; use .long().")
+    if idx.numel() == 0:
+        raise ValueError(
+            f"the batch is empty (shape {tuple(idx.shape)}); pass at least one sequence of at "
+            "least one token, e.g. the <bos> id alone."
+        )
+    lo, hi = int(idx.min()), int(idx.max())
+    if lo < 0 or hi >= vocab_size:
+        bad = lo if lo < 0 else hi
+        raise ValueError(
+            f"token id {bad} is outside the model's vocabulary [0, {vocab_size - 1}]. Encode text "
+            "with the tokenizer the model was built for (tok.encode), and build the model with "
+            "TinySeekConfig(vocab_size=tok.vocab_size)."
+        )
+
+
+def check_sampling(temperature: float, top_p: float) -> None:
+    """temperature: a finite number >= 0 (0 is greedy); top_p: in (0, 1]. Else a ValueError."""
+    validate.number(
+        "temperature", temperature, "use 0 for greedy decoding or e.g. 1.0 to sample.", low=0
+    )
+    validate.number(
+        "top_p", top_p, "use 1.0 to sample from every token, or e.g. 0.95 (nucleus sampling).",
+        low=0, high=1, low_open=True,
+    )  # fmt: skip
+
+
 def sample_next(
     logits: torch.Tensor,
     temperature: float = 1.0,
@@ -293,6 +399,7 @@ def sample_next(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """One token per row from logits (B, V): greedy at temperature 0, else temperature + top-p."""
+    check_sampling(temperature, top_p)
     if temperature == 0:
         return logits.argmax(dim=-1)
     probs = F.softmax(logits.float() / temperature, dim=-1)  # (B, V)

@@ -5,8 +5,12 @@ and derives what follows from it. The calculators that use these numbers are :mo
 the configs and their arithmetic are :mod:`course_lib.architectures`.
 
 Sources: [V3] DeepSeek-V3 technical report (arXiv 2412.19437), Table 1, §1, §3.1; [R1] DeepSeek-R1
-(arXiv 2501.12948), Tables 4 and 5, §2.3.3, §2.4, §3.1; [cfg] the models' config.json on the
-Hugging Face hub; [NV] NVIDIA's datasheets and Apple's M2 Ultra page (GB and GB/s are 1e9).
+(arXiv 2501.12948), Tables 4 and 5, §2.3.3, §2.4, §3.1; [R1-Nature] its peer-reviewed version,
+Nature 645, 633-638 (2025), supplementary information (training cost); [cfg] the models' config.json
+on the Hugging Face hub; [NV] NVIDIA's datasheets and Apple's M2 Ultra page (GB and GB/s are 1e9);
+[Unsloth] the blog post "Run DeepSeek R1 Dynamic 1.58-bit" (2025-01-27) and its GGUF files;
+[ggml] llama.cpp's quantisation formats (ggml-common.h); [llama.cpp#11474] the community benchmark
+thread "Research: Benchmarking DeepSeek-R1 IQ1_S 1.58bit" on GitHub.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from course_lib.architectures import (
 class GPU:
     """An accelerator as the calculators see it: memory size (GB) and memory bandwidth (GB/s).
 
-    ``bf16_tflops`` / ``fp8_tflops`` are dense (no 2:4 sparsity) tensor-core peaks, where we use them.
+    ``bf16_tflops`` / ``fp8_tflops`` are dense (no 2:4 sparsity) tensor-core peaks, where we use them;
+    for a GPU without bf16 (the T4) ``bf16_tflops`` holds its 16-bit (fp16) tensor-core peak.
     """
 
     name: str
@@ -47,11 +52,12 @@ class GPU:
 
 
 # [NV] vendor datasheets (docs/references.md "Hardware"). M2 Ultra: memory is unified (shared with the CPU).
+# 16-bit peaks only where checked: T4 65 TFLOP/s fp16 (it has no bf16), A100 312 TFLOP/s bf16, H100 989.4.
 GPUS: dict[str, GPU] = {
-    "T4": GPU("T4", 16, 320),
+    "T4": GPU("T4", 16, 320, bf16_tflops=65),
     "RTX 4090": GPU("RTX 4090", 24, 1008),
     "RTX 6000 Ada": GPU("RTX 6000 Ada", 48, 960),
-    "A100 80GB": GPU("A100 80GB", 80, 2039),
+    "A100 80GB": GPU("A100 80GB", 80, 2039, bf16_tflops=312),
     "H100": GPU("H100", 80, 3350, bf16_tflops=989.4, fp8_tflops=1978.9),
     "M2 Ultra": GPU("M2 Ultra", 192, 800),
 }
@@ -81,6 +87,33 @@ V3_GPU_HOURS_PER_TRILLION_TOKENS = (
 )
 V3_PARAMS_TOTAL = 671e9  # [V3 §1]
 V3_PARAMS_ACTIVE = 37e9  # activated per token [V3 §1]
+
+
+# --------------------------------------------------------------------------------------------------
+# R1's own training after V3-Base [R1-Nature, supplementary information, training-cost table]
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainingStage:
+    """One row of the R1 paper's cost table: wall-clock hours on ``n_gpus`` H800s where it gives
+    them, and the GPU-hours and dollars it reports (rounded to thousands, at $2 per GPU-hour)."""
+
+    name: str
+    wall_hours: float | None
+    n_gpus: int | None
+    reported_gpu_hours: int
+    reported_usd: int
+
+
+R1_RL_GPUS = 512  # 64 nodes x 8 H800 [R1-Nature SI]
+R1_TRAINING_STAGES: tuple[TrainingStage, ...] = (
+    TrainingStage("DeepSeek-R1-Zero: RL from V3-Base", 198, R1_RL_GPUS, 101_000, 202_000),
+    TrainingStage("SFT data creation", None, None, 5_000, 10_000),
+    TrainingStage("DeepSeek-R1: cold start, RL, SFT, RL", 80, R1_RL_GPUS, 41_000, 82_000),
+)
+R1_REPORTED_TOTAL_GPU_HOURS = 147_000  # [R1-Nature SI]
+R1_REPORTED_TOTAL_USD = 294_000  # [R1-Nature SI], at $2 per H800 GPU-hour, V3's own price
 
 
 # --------------------------------------------------------------------------------------------------
@@ -197,3 +230,70 @@ DISTILL_SCORES: dict[str, dict[str, float]] = {
 # [R1 §2.3.3, §2.4] the distills were fine-tuned (SFT only, no RL) on samples curated with DeepSeek-R1.
 DISTILL_SAMPLES = {"reasoning": 600_000, "non-reasoning": 200_000}
 DISTILL_TEACHER = "DeepSeek-R1"
+
+
+# --------------------------------------------------------------------------------------------------
+# The community "1.58-bit" R1 and runs with offloading [Unsloth], [ggml], [llama.cpp#11474]
+# --------------------------------------------------------------------------------------------------
+
+# Bits per weight of llama.cpp's formats [ggml]: IQ1_S stores 256 weights in 50 bytes (an fp16 scale,
+# 32 + 16 bytes of grid indices); IQ2_XXS in 66 bytes; the "K-quants" Q4_K and Q6_K in 144 and 210.
+GGUF_BITS = {
+    "IQ1_S": 50 * 8 / 256,
+    "IQ2_XXS": 66 * 8 / 256,
+    "Q4_K": 144 * 8 / 256,
+    "Q6_K": 210 * 8 / 256,
+}
+
+
+@dataclass(frozen=True)
+class MixedQuant:
+    """A mixed-precision quantisation as its authors describe it: bits for the routed experts, a
+    range of bits for everything else, and the size of the files they published."""
+
+    name: str
+    routed_expert_bits: float
+    # (low, high): "4 or 6 bits" are llama.cpp's 4- and 6-bit K-quants
+    other_bits: tuple[float, float]
+    label: str  # how the authors label its size
+    file_bytes: float  # the files' size, read from the files themselves
+    source: str
+
+
+# [Unsloth]: only the routed experts at ~1.56 bits (IQ1_S; the down projections of some layers at
+# 2.06, IQ2_XXS), attention and the first 3 dense layers "in 4 or 6bit"; "131GB" on disk. The three
+# GGUF shards hold 130.60 GiB (gguf-parser's reading of the files, 671.03B parameters, 1.67 bits per
+# weight on average): the blog's "131GB" is GiB, 140.2e9 bytes.
+UNSLOTH_R1_1_58BIT = MixedQuant(
+    "DeepSeek-R1-UD-IQ1_S (Unsloth's dynamic '1.58-bit')",
+    routed_expert_bits=GGUF_BITS["IQ1_S"],
+    other_bits=(GGUF_BITS["Q4_K"], GGUF_BITS["Q6_K"]),
+    label="131GB",
+    file_bytes=130.60 * 2**30,
+    source="Unsloth blog 2025-01-27; file size: gpustack/gguf-parser-go's README reading the shards",
+)
+
+
+@dataclass(frozen=True)
+class OffloadRun:
+    """A reported run of R1 with the weights split between GPU memory and system RAM."""
+
+    quant: str
+    gpus: str
+    gpu_memory_gb: float
+    layers_on_gpu: int | None  # of 61 (llama.cpp's --n-gpu-layers)
+    # decoding, as reported: (low, high), the same number twice when it was measured once
+    tokens_per_s: tuple[float, float]
+    source: str
+
+
+# What people reported, not what we measured. [Unsloth] gives expectations for the 1.58-bit files;
+# [llama.cpp#11474] collects measured runs (eval time, batch 1, llama.cpp, January-February 2025).
+COMMUNITY_OFFLOAD_RUNS: tuple[OffloadRun, ...] = (
+    OffloadRun("UD-IQ1_S", "2 x H100 80GB", 160, 61, (14, 14), "Unsloth's blog, all layers on GPU"),
+    OffloadRun("UD-IQ1_S", "1 x RTX 4090", 24, None, (1, 3), "Unsloth's blog: 'at least 1 to 3'"),
+    OffloadRun("UD-IQ1_S", "RTX 3090, EPYC 9654", 24, 8, (3.28, 3.28), "llama.cpp#11474 (Jan 31)"),
+    OffloadRun(
+        "UD-IQ1_S", "2 x RTX 6000 Ada, EPYC", 96, 36, (4.25, 4.25), "llama.cpp#11474 (Feb 6)"
+    ),
+)

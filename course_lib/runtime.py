@@ -7,6 +7,7 @@ and step count in a notebook derives from ``FAST``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import os
@@ -219,7 +220,9 @@ def doctor(brief: bool = False, verbose: bool = True) -> DoctorReport:
         note = (
             ""
             if torch.cuda.is_available()
-            else "4-bit loading is for CUDA GPUs; on CPU notebook 05 loads 16-bit."
+            else "No GPU: notebook 05 runs its model in float32 (the small stand-in, or the real "
+            "distill with REAL_MODEL_ON_CPU). 4-bit NF4 is for CUDA GPUs; section 3 also loads "
+            "an NF4 copy of the stand-in on the CPU, only to measure its memory."
         )
         checks.append(Check("bitsandbytes", True, bnb, note))
 
@@ -263,3 +266,55 @@ def import_optional(module: str, purpose: str, install: str | None = None):
             f"{module} is needed for {purpose}. Install it with `pip install {pkg}` "
             "(or run `make lab`, which installs everything the course uses)."
         ) from err
+
+
+# bitsandbytes (>= 0.49) on a CPU with AVX512-BF16 looks, as it is imported, for an optional fused
+# NF4 kernel from the Hugging Face hub (the `kernels` package), and without that package logs a
+# warning asking you to install it. Its own CPU kernels work without it; the course never needs it.
+BNB_CPU_KERNEL_LOGGER = "bitsandbytes.backends.cpu.ops"
+
+
+def import_bitsandbytes():
+    """Import bitsandbytes (ImportError if missing) without its optional-CPU-kernel warning.
+
+    Only that one logger is quieted, only during the import. ``r1.loader.load`` imports it this way;
+    notebook 04 calls it before TRL, whose trainer imports bitsandbytes.
+    """
+    import logging
+
+    logger = logging.getLogger(BNB_CPU_KERNEL_LOGGER)
+    before = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return importlib.import_module("bitsandbytes")
+    finally:
+        logger.setLevel(before)
+
+
+@contextlib.contextmanager
+def quiet_progress_bars():
+    """Turn transformers' own progress bars off for a block, e.g. saving or loading a model of a
+    few kilobytes, whose "Writing model shards" / "Loading weights" bars would stay on screen."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
+def hub_telemetry_off() -> None:
+    """Turn Hugging Face telemetry off for this process (``HF_HUB_DISABLE_TELEMETRY=1``).
+
+    TRL's trainers and huggingface_hub send usage pings from a background thread unless told not
+    to; the course calls this wherever it uses the hub libraries (:mod:`course_lib.hf_bridge`,
+    :func:`course_lib.r1.loader.load`), so a learner's runs report nothing. huggingface_hub reads
+    the variable once, on import, so an already imported copy is switched off as well.
+    """
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        constants.HF_HUB_DISABLE_TELEMETRY = True

@@ -20,8 +20,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from course_lib import validate
 from course_lib.data import left_pad
 from course_lib.formats import check_answer, is_well_formed
+from course_lib.model import check_sampling
 
 
 @dataclass
@@ -70,8 +72,19 @@ def sample(
     Randomness comes from ``generator``, or from a new one seeded with ``seed``: the same call gives
     the same completions on the CPU.
     """
-    if max_new_tokens < 1 or n < 1 or not prompts:
-        raise ValueError("pass at least one prompt, n >= 1 and max_new_tokens >= 1.")
+    if not prompts or isinstance(prompts, str):
+        raise ValueError(
+            "pass a list of prompts (at least one), e.g. [e.prompt for e in examples]."
+        )
+    n = validate.number("n", n, "completions per prompt, e.g. 8.", low=1, integer=True)
+    max_new_tokens = validate.number(
+        "max_new_tokens", max_new_tokens, "e.g. 48.", low=1, integer=True
+    )
+    if batch_size is not None:
+        validate.number(
+            "batch_size", batch_size, "e.g. 256, or None for one batch.", low=1, integer=True
+        )
+    check_sampling(temperature, top_p)
     device = next(model.parameters()).device
     if generator is None:
         generator = torch.Generator(device=device).manual_seed(seed)
@@ -162,7 +175,9 @@ def evaluate(
     """
     if not examples:
         raise ValueError("evaluate needs at least one example, e.g. tasks.arithmetic(100, seed=3).")
-    if samples < 1 or (temperature == 0 and samples != 1):
+    samples = validate.number("samples", samples, "1 for greedy decoding.", low=1, integer=True)
+    check_sampling(temperature, top_p)
+    if temperature == 0 and samples != 1:
         raise ValueError(f"samples={samples}: use 1 for greedy decoding, or >= 1 when sampling.")
     prompts = [e.prompt for e in examples]
     scores = dict(scores or {})

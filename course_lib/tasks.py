@@ -22,6 +22,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from course_lib import validate
+
 DOMAINS: tuple[str, ...] = ("arithmetic", "reverse", "sort", "language")
 
 
@@ -106,8 +108,7 @@ def arithmetic(
     >>> arithmetic(1, seed=3, digits=2)[0].prompt[-1]
     '='
     """
-    if n < 0:
-        raise ValueError(f"n={n} must be >= 0.")
+    n = validate.number("n", n, "the number of problems, e.g. 500.", low=0, integer=True)
     d_lo, d_hi = _range(digits, "digits", 1)
     t_lo, t_hi = _range(terms, "terms", 2)
     ops = tuple(ops)

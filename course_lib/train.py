@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from course_lib import validate
 from course_lib.data import IGNORE, Batch
 
 
@@ -119,8 +120,18 @@ def train(
     Each row holds ``step``, ``loss``, ``lr`` and the metrics ``loss_fn`` returns; ``eval_fn``'s
     metrics join the row of every ``eval_every``-th step and of the last one.
     """
-    if steps < 1:
-        raise ValueError(f"steps={steps} must be >= 1.")
+    steps = validate.number("steps", steps, "e.g. 200.", low=1, integer=True)
+    lr = validate.number("lr", lr, "e.g. 3e-3 for TinySeek (0 trains nothing).", low=0)
+    warmup_steps = validate.number(
+        "warmup_steps", warmup_steps, "e.g. 0 or 20.", low=0, integer=True
+    )
+    eval_every = validate.number(
+        "eval_every", eval_every, "0 evaluates at the end only.", low=0, integer=True
+    )
+    if grad_clip is not None:
+        validate.number(
+            "grad_clip", grad_clip, "e.g. 1.0, or None for no clipping.", low=0, low_open=True
+        )
     history = History()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     model.train()

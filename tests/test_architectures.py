@@ -7,10 +7,12 @@ import pytest
 
 from course_lib.architectures import (
     CONFIGS,
+    PARAM_GROUPS,
     TransformerConfig,
     config_kv_elements_per_token,
     kv_elements_per_token,
     param_count,
+    param_groups,
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -55,6 +57,48 @@ def test_hand_counted_tiny_config():
     assert param_count(cfg) == 236
     assert param_count(TransformerConfig("tiny", 4, 8, 1, 2, 1, 2, 10, qkv_bias=True)) == 236 + 8
     assert param_count(TransformerConfig("tiny", 4, 8, 1, 2, 1, 2, 10, tied_embeddings=True)) == 196
+
+
+def test_param_groups_split_v3_by_hand():
+    # DeepSeek-V3 [ref] config_671B.json: 58 MoE layers of 256 routed + 1 shared SwiGLU expert of
+    # width 2,048 (3 x 7,168 x 2,048 = 44,040,192 each), 3 dense FFNs of width 18,432, vocab 129,280.
+    g = param_groups(CONFIGS["DeepSeek-V3"])
+    expert = 3 * 7168 * 2048
+    assert list(g) == list(PARAM_GROUPS)
+    assert g["routed experts"] == 58 * 256 * expert == 653_908_770_816
+    assert g["shared experts"] == 58 * expert
+    assert g["dense FFN"] == 3 * 3 * 7168 * 18432
+    assert g["embedding"] == g["LM head"] == 129_280 * 7168
+    assert g["router"] == 58 * (256 * 7168 + 256)
+    assert g["attention"] == 61 * 187_107_328  # per layer by hand in docs/references.md
+    assert round(g["routed experts"] / param_count(CONFIGS["DeepSeek-V3"]), 3) == 0.974
+    active = param_groups(CONFIGS["DeepSeek-V3"], active_only=True)
+    assert active["routed experts"] == 58 * 8 * expert
+    assert {k: v for k, v in active.items() if k != "routed experts"} == {
+        k: v for k, v in g.items() if k != "routed experts"
+    }
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+@pytest.mark.parametrize("active_only", [False, True])
+def test_param_groups_add_up_to_param_count(name, active_only):
+    groups = param_groups(CONFIGS[name], active_only)
+    assert sum(groups.values()) == param_count(CONFIGS[name], active_only)
+    assert all(v >= 0 for v in groups.values())
+
+
+def test_param_groups_of_the_tiny_config():
+    g = param_groups(TransformerConfig("tiny", 4, 8, 1, 2, 1, 2, 10, tied_embeddings=True))
+    assert g == {
+        "embedding": 40,
+        "attention": 48,
+        "norms": 12,
+        "dense FFN": 96,
+        "shared experts": 0,
+        "router": 0,
+        "routed experts": 0,
+        "LM head": 0,
+    }
 
 
 # --------------------------------------------------------------------------------------------------

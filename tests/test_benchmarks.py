@@ -9,10 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location(
-        "real_model", ROOT / "benchmarks" / "real_model.py"
-    )
+def _load_script(name: str = "real_model"):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -70,15 +68,6 @@ R1_BEGIN = "<!-- r1_pipeline_seeds: begin"
 R1_END = "<!-- r1_pipeline_seeds: end -->"
 
 
-def _r1_script():
-    spec = importlib.util.spec_from_file_location(
-        "r1_pipeline_seeds", ROOT / "benchmarks" / "r1_pipeline_seeds.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _between_markers(text: str) -> str:
     assert R1_BEGIN in text and R1_END in text, "the r1_pipeline_seeds markers are missing"
     block = text.split(R1_BEGIN, 1)[1].split(R1_END, 1)[0]
@@ -90,7 +79,7 @@ def test_r1_pipeline_tables_are_the_rendering_of_the_recorded_json():
     the committed raw results: nobody edits the numbers by hand."""
     result = json.loads(R1_JSON.read_text())
     assert len(result["seeds"]) >= 3, "a multi-seed claim needs at least 3 seeds"
-    rendered = _r1_script().render(result)
+    rendered = _load_script("r1_pipeline_seeds").render(result)
     assert _between_markers((ROOT / "docs" / "benchmarks.md").read_text()) == rendered
     notebook = json.loads((ROOT / "notebooks" / "06_r1_pipeline.ipynb").read_text())
     markdown = "\n".join(
@@ -100,7 +89,7 @@ def test_r1_pipeline_tables_are_the_rendering_of_the_recorded_json():
 
 
 def test_r1_pipeline_spread_and_render_by_hand():
-    script = _r1_script()
+    script = _load_script("r1_pipeline_seeds")
     assert script.spread([0.5, 0.25, 1.0]) == "58% (25-100)"
     assert script.spread([20.0, 21.0], "tok") == "20.5 (20.0-21.0)"
     one = {"accuracy": 0.5, "format": 1.0, "language": 0.5, "length": 20.0}
@@ -125,3 +114,23 @@ def test_r1_pipeline_spread_and_render_by_hand():
     worse = {**run, "stages": {**stages, "small: direct RL": {**one, "accuracy": 0.4}}}
     paired = script.paired([run, worse, worse], "small: distilled", "small: direct RL")
     assert paired == "+6.7 points (+0.0 to +10.0); ahead in 2, level in 1, behind in 0 of 3 seeds"
+
+
+def test_grading_table_comes_from_recorded_json_and_keeps_the_bound():
+    """Every grader stays under its time bound per megabyte of adversarial text (as recorded by
+    benchmarks/grading.py), and the docs table is the script's output for the recorded JSON."""
+    grading = _load_script("grading")
+    docs = (ROOT / "docs" / "benchmarks.md").read_text()
+    files = sorted((ROOT / "docs" / "benchmarks_data").glob("grading_*.json"))
+    assert files
+    for path in files:
+        result = json.loads(path.read_text())
+        assert result["bound_s_per_mb"] == grading.BOUND_S_PER_MB
+        for row in grading.format_markdown(result).splitlines()[2:]:
+            assert row in docs, f"{path.name}: row not in docs/benchmarks.md: {row}"
+        library = [r for r in result["rows"] if r["kind"] == "library"]
+        assert {r["grader"] for r in library} == set(grading.GRADERS)
+        assert max(r["chars"] for r in library) >= 800_000  # the bound is shown on long text
+        for r in library:
+            per_mb = r["seconds"] / (r["chars"] / 1e6)
+            assert per_mb <= grading.BOUND_S_PER_MB, f"{path.name}: {r}"

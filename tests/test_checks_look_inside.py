@@ -41,7 +41,22 @@ def test_check_split():
 
     assert checks.check_split(right)
     res = checks.check_split(first_tag)
-    assert not res and res.hint
+    # the real mistake is first vs last </think>, not the tags left in the answer
+    assert not res and "FIRST" in res.hint and "rfind" in res.hint
+
+    def first_tag_cleaned(text):
+        a, _, b = text.partition("</think>")
+        return tuple(p.replace("</think>", "").replace("<think>", "").strip() for p in (a, b))
+
+    res = checks.check_split(first_tag_cleaned)
+    assert not res and "FIRST" in res.hint
+
+    def tags_kept(text):  # splits at the last </think> but leaves <think> in the thinking
+        i = text.rfind("</think>")
+        return (text.strip(), "") if i < 0 else (text[:i].strip(), text[i + 8 :].strip())
+
+    res = checks.check_split(tags_kept)
+    assert not res and "Remove the <think>" in res.hint
 
 
 def _lens(top_rows):

@@ -24,9 +24,27 @@ def test_kv_checker():
 
 
 def test_decode_checker():
-    assert checks.check_decode_bound(lambda n, b, bw: bw * 1e9 / (n * b / 8))
-    no_scale = checks.check_decode_bound(lambda n, b, bw: bw / (n * b / 8))
+    assert checks.check_decode_bound(lambda total, active, b, bw: bw * 1e9 / (active * b / 8))
+    no_scale = checks.check_decode_bound(lambda total, active, b, bw: bw / (active * b / 8))
     assert not no_scale and "1e9" in no_scale.hint
+
+
+def test_decode_checker_spots_total_instead_of_active():
+    # the learner gets both counts and must choose: all 671B of R1 is the MoE slip
+    res = checks.check_decode_bound(lambda total, active, b, bw: bw * 1e9 / (total * b / 8))
+    assert not res and "params_active" in res.hint and "DeepSeek-R1" in res.message
+
+
+def test_decode_checker_spots_gib_and_ignored_bits():
+    gib = checks.check_decode_bound(lambda total, active, b, bw: bw * 2**30 / (active * b / 8))
+    assert not gib and "GiB" in gib.hint
+    fixed = checks.check_decode_bound(lambda total, active, b, bw: bw * 1e9 / (active * 4 / 8))
+    assert not fixed and "ignores bits" in fixed.hint
+
+
+def test_kv_checker_spots_hard_coded_bytes_per_element():
+    res = checks.check_gqa_kv_bytes(lambda n_l, h, d, t, e: 2 * n_l * h * d * t * 2)
+    assert not res and "2 bytes per element" in res.hint
 
 
 def test_kv_checker_spots_missing_layers():
@@ -35,5 +53,5 @@ def test_kv_checker_spots_missing_layers():
 
 
 def test_unfinished_stub_gets_a_friendly_message():
-    res = checks.check_decode_bound(lambda n, b, bw: None)
+    res = checks.check_decode_bound(lambda total, active, b, bw: None)
     assert not res and "returned None" in res.message

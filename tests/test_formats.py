@@ -3,6 +3,8 @@ on the inputs where the course's two old copies disagreed, and on random text.""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -149,3 +151,123 @@ def test_extract_boxed():
     assert extract_boxed("\\boxed{1} then \\boxed{\\frac{1}{2}}") == "\\frac{1}{2}"
     assert extract_boxed("\\boxed{7} and \\boxed{unclosed") == "7"
     assert extract_boxed("no box") is None
+
+
+# ----- grading that cannot be fooled or hung ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "completion",
+    [
+        "<think>it is <answer>7</answer></think>",  # inside the thinking
+        "<think>it is <answer>7</answer></think><answer>8</answer>",
+        "<think>it is <answer>7</answer>",  # thinking that never closed
+        "<think>a</think><answer>8</answer><think><answer>7</answer>",  # a new thinking block
+        "<think>a</think><think>b<answer>7</answer></think>",
+    ],
+)
+def test_no_credit_for_an_answer_inside_the_thinking(completion):
+    assert not check_answer(completion, "7")
+
+
+def test_the_answer_after_the_thinking_is_graded():
+    assert check_answer("<think>not <answer>8</answer></think> <answer>7</answer>", "7")
+    assert check_answer("a prompt opened the thinking</think><answer>7</answer>", "7")
+    assert check_answer("<answer>7</answer><think>afterthought", "7")
+    assert check_answer("<answer>7</answer>", "7")  # answers only: no thinking at all
+
+
+def test_check_answer_refuses_an_empty_reference():
+    for bad in ("", "  ", None, 7.0):
+        with pytest.raises(ValueError, match="reference answer"):
+            check_answer("<answer></answer>", bad)
+    assert check_answer("<answer>7</answer>", 7)
+
+
+def _regex_answer(text: str) -> str | None:
+    """The extraction the course used before: a lazy regular expression (quadratic on some text)."""
+    found = re.findall(r"<answer>(.*?)</answer>", text, re.DOTALL)
+    return found[-1].strip() if found else None
+
+
+def _after_thinking(text: str) -> str:
+    """The graded part, as the docstring of check_answer says it: after the last </think>, up to
+    a <think> that opens after it (written independently of the library's graded_part)."""
+    head, sep, tail = text.rpartition(THINK_END)
+    rest = tail if sep else text
+    return rest.split(THINK, 1)[0]
+
+
+_answer_pieces = st.lists(
+    st.sampled_from([*TAGS, "<answer>", "</answer>", "7", " 7 ", "x", "<", "answer>", "\n"]),
+    max_size=16,
+).map("".join)
+
+
+@settings(max_examples=500)
+@given(st.one_of(_answer_pieces, _texts))
+def test_extract_answer_reads_the_same_pairs_as_the_regex(text):
+    assert extract_answer(text) == _regex_answer(_after_thinking(text))
+
+
+# Adversarial text: long and repetitive, the shapes that made the regular expression quadratic.
+ADVERSARIAL = {
+    "open answers": "<answer>5" * 100_000,
+    "open answers, closed once": "<answer>5" * 100_000 + "</answer>",
+    "closes only": "</answer>" * 100_000,
+    "nested thinks": "<think>" * 50_000 + "<answer>7</answer>" + "</think>" * 50_000,
+    "open boxes": "\\boxed{" * 100_000,
+    "half tags": "<thi" * 50_000 + "<think>" + "nk>" * 50_000,
+}
+
+
+def test_extraction_on_adversarial_text_is_right():
+    a = ADVERSARIAL
+    assert extract_answer(a["open answers"]) is None
+    assert extract_answer(a["open answers, closed once"]) == ("5<answer>" * 100_000)[:-8].strip()
+    assert extract_answer(a["closes only"]) is None
+    assert extract_answer(a["nested thinks"]) is None  # the answer is inside the thinking
+    assert extract_boxed(a["open boxes"]) is None
+    assert extract_boxed(a["open boxes"] + "}") == ""
+    t = split_thinking(a["half tags"] + "x</think>y")
+    assert (t.thinking, t.answer) == ("x", "y")
+    assert not is_well_formed(a["open answers"])
+
+
+def _old_boxed(text: str) -> str | None:
+    """The extraction the course used before: from each start, scan forward (quadratic)."""
+    start = text.rfind("\\boxed{")
+    while start >= 0:
+        i, depth = start + len("\\boxed{"), 1
+        while i < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        if depth == 0:
+            return text[start + len("\\boxed{") : i - 1].strip()
+        start = text.rfind("\\boxed{", 0, start)
+    return None
+
+
+@settings(max_examples=400)
+@given(st.lists(st.sampled_from(["\\boxed{", "{", "}", "7", " ", "\\boxed", "x"]), max_size=16))
+def test_extract_boxed_agrees_with_the_scan_from_every_start(pieces):
+    text = "".join(pieces)
+    assert extract_boxed(text) == _old_boxed(text)
+
+
+def _old_strip_tags(text: str) -> str:
+    while THINK in text or THINK_END in text:
+        text = text.replace(THINK, "").replace(THINK_END, "")
+    return text
+
+
+@settings(max_examples=400)
+@given(
+    st.lists(
+        st.sampled_from([THINK, THINK_END, "<", "/", "thi", "nk>", "<thi", "x", ">"]), max_size=16
+    )
+)
+def test_split_thinking_removes_tags_as_repeated_replacing_would(pieces):
+    text = "".join(pieces)
+    t = split_thinking(text + THINK_END + "y", think_open_in_prompt=True)
+    assert t.thinking == _old_strip_tags(text).strip()

@@ -260,15 +260,25 @@ def test_combine_rewards_weights_and_errors():
 
 
 @settings(max_examples=200, deadline=None)
-@given(text=st.text(max_size=40), answer=st.text(max_size=5))
-def test_accuracy_reward_never_raises(text, answer):
+@given(text=st.text(max_size=40), answer=st.text(max_size=5).filter(str.strip))
+def test_accuracy_reward_never_raises_on_odd_completions(text, answer):
     assert grpo.accuracy_reward("1+2=", text, answer) in (0.0, 1.0)
+    assert grpo.accuracy_reward("1+2=", None, answer) == 0.0
+
+
+def test_accuracy_reward_refuses_a_missing_reference():
+    # An empty reference used to pay an empty <answer></answer>: a data mistake, said out loud.
+    for bad in ("", " ", None):
+        with pytest.raises(ValueError, match="reference answer"):
+            grpo.accuracy_reward("1+2=", "<think>x</think><answer> </answer>", bad)
 
 
 def test_accuracy_reward_reads_the_answer_tags_only():
     assert grpo.accuracy_reward("3+4=", GOOD, "7") == 1.0
     assert grpo.accuracy_reward("3+4=", GOOD, "8") == 0.0
     assert grpo.accuracy_reward("3+4=", "<think>7</think>7", "7") == 0.0
+    # An answer block inside the thinking is thinking, not the answer (R1's template).
+    assert grpo.accuracy_reward("3+4=", "<think><answer>7</answer></think>", "7") == 0.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,3 +345,20 @@ def test_loss_matches_trl(aggregation):
     ours.loss.backward()
     theirs.backward()
     torch.testing.assert_close(ours_lp.grad, trl_lp.grad)
+
+
+def test_the_math_refuses_values_that_would_change_it_silently():
+    logp = torch.zeros(2, 3)
+    adv, mask = torch.tensor([1.0, -1.0]), torch.ones(2, 3)
+    with pytest.raises(ValueError, match="beta must be a finite number"):  # NaN used to drop the KL
+        grpo.grpo_loss(logp, logp, adv, mask, logp, beta=float("nan"))
+    with pytest.raises(ValueError, match="epsilon_high must be > 0"):
+        grpo.grpo_loss(logp, logp, adv, mask, beta=0.0, epsilon_high=-0.5)
+    with pytest.raises(ValueError, match="epsilon must be a finite number"):
+        grpo.clipped_surrogate(torch.ones(2), torch.ones(2), epsilon=float("nan"))
+    with pytest.raises(ValueError, match=r"epsilon must be in \(0, 1\)"):
+        grpo.clipped_surrogate(torch.ones(2), torch.ones(2), epsilon=1.5)
+    with pytest.raises(ValueError, match="rewards hold NaN"):
+        grpo.group_advantages(torch.tensor([1.0, float("nan")]), 2)
+    with pytest.raises(ValueError, match="group_size must be a whole number"):
+        grpo.group_advantages(torch.tensor([1.0, 0.0]), 2.5)

@@ -109,3 +109,24 @@ def test_trainer_evaluates_and_calls_back():
 def test_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
         grpo_trainer.GRPOConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        (dict(beta=float("nan")), "beta must be a finite number"),  # used to switch the KL off
+        (dict(beta=-0.1), "beta must be >= 0"),
+        (dict(epsilon_high=-0.5), "epsilon_high must be > 0"),  # used to clip every ratio
+        (dict(epsilon=float("nan")), "epsilon must be a finite number"),
+        (dict(lr=float("inf")), "lr must be a finite number"),
+        (dict(temperature=float("nan")), "temperature must be a finite number"),
+        (dict(top_p=0), "top_p must be in (0, 1]"),
+        (dict(grad_clip=-1.0), "grad_clip must be > 0"),
+        (dict(group_size=8.0), "group_size must be an int"),
+        (dict(scale_rewards="yes"), "scale_rewards must be True"),
+    ],
+)
+def test_config_refuses_values_that_would_change_the_algorithm_silently(kwargs, needle):
+    with pytest.raises(ValueError) as err:
+        grpo_trainer.GRPOConfig(**kwargs)
+    assert needle in str(err.value)

@@ -43,4 +43,50 @@ def test_to_trl_reward_matches_the_trainer_calling_convention():
         prompts=["a", "b"], completions=[GOOD, "nope"], answer=["7", "7"], completion_ids=[[1], [2]]
     ) == [1.0, 0.0]
     chat = [[{"role": "assistant", "content": GOOD}]]
-    assert fn(prompts=[[{"role": "user", "content": "a"}]], completions=chat) == [1.0]
+    fmt = hf_bridge.to_trl_reward(grpo.strict_format_reward, answer_column=None)
+    assert fmt(prompts=[[{"role": "user", "content": "a"}]], completions=chat) == [1.0]
+
+
+def test_to_trl_reward_refuses_a_dataset_without_answers():
+    fn = hf_bridge.to_trl_reward(grpo.accuracy_reward)
+    empty = "<think>x</think><answer></answer>"
+    with pytest.raises(ValueError, match="'answer' column.*question"):
+        fn(prompts=["a"], completions=[empty], question=["3+4"], trainer_state=None)
+    with pytest.raises(ValueError, match="empty in row"):
+        fn(prompts=["a", "b"], completions=[empty, GOOD], answer=["", "7"])
+    named = hf_bridge.to_trl_reward(grpo.accuracy_reward, answer_column="solution")
+    assert named(prompts=["a"], completions=[GOOD], solution=["7"]) == [1.0]
+    with pytest.raises(ValueError, match="column name"):
+        hf_bridge.to_trl_reward(grpo.accuracy_reward, answer_column="")
+
+
+def test_to_trl_reward_refuses_lists_of_different_lengths():
+    fn = hf_bridge.to_trl_reward(grpo.accuracy_reward)
+    with pytest.raises(ValueError, match="3 answers for 2 completions"):
+        fn(prompts=["a", "b"], completions=[GOOD, GOOD], answer=["7", "7", "7"])
+    with pytest.raises(ValueError, match="1 prompts for 2 completions"):
+        fn(prompts=["a"], completions=[GOOD, GOOD], answer=["7", "7"])
+    with pytest.raises(ValueError, match="reward function"):
+        hf_bridge.to_trl_reward("accuracy")
+
+
+@pytest.mark.parametrize("call", ["hf_tokenizer", "to_llama", "to_trl_reward"])
+def test_the_bridge_turns_hub_telemetry_off(call, monkeypatch):
+    """TRL's trainers report their use through huggingface_hub's telemetry thread unless it is off."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import _telemetry
+
+    monkeypatch.delenv("HF_HUB_DISABLE_TELEMETRY", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    started = []
+    monkeypatch.setattr(_telemetry, "_start_telemetry_thread", lambda: started.append(1))
+    monkeypatch.setattr(_telemetry, "_TELEMETRY_QUEUE", _telemetry.Queue())
+    args = {
+        "hf_tokenizer": (),
+        "to_llama": (TinySeek(TinySeekConfig(d_model=32, n_heads=4)),),
+        "to_trl_reward": (grpo.accuracy_reward,),
+    }[call]
+    getattr(hf_bridge, call)(*args)
+    _telemetry.send_telemetry("trl/GRPOTrainer", library_name="trl")  # what TRL's trainer calls
+    assert started == [] and _telemetry._TELEMETRY_QUEUE.empty()

@@ -86,8 +86,19 @@ class TestNotebookHygiene:
         cell = _load(path)["cells"][1]
         text = _src(cell)
         assert cell["cell_type"] == "code"
-        assert "google.colab" in text and "pip install" in text, "cell 2 installs on Colab"
-        assert f"github.com/{course_lib.REPO}" in text
+        assert "google.colab" in text, "cell 2 installs on Colab only"
+        installs = [ln.strip() for ln in text.splitlines() if "pip install" in ln]
+        # One install line, built from the one documented constant (course_lib.REPO / REF): the
+        # course's runtime packages only, no Jupyter server or kernel (Colab has its own).
+        assert installs == [f'%pip install -q "{course_lib.pip_spec()}"'], (
+            f"cell 2 installs {installs}; expected exactly "
+            f'%pip install -q "{course_lib.pip_spec()}" (course_lib.pip_spec())'
+        )
+        comment = " ".join(ln for ln in text.splitlines() if ln.lstrip().startswith("#"))
+        assert "course_lib.REF" in comment and f'"{course_lib.REF}"' in comment, (
+            "cell 2's comment says which ref it installs (course_lib.REF and its value)"
+        )
+        assert "pinned ref" not in comment or course_lib.REF != "main"
         assert "course_lib" in text and "doctor(" in text, "cell 2 imports and checks"
 
     def test_parameters_cell_holds_only_literals(self, path):

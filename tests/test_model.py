@@ -172,3 +172,55 @@ def test_tinyseek_on_cuda_matches_cpu(attention, ffn, balance):
     opt.step()
     if hasattr(gpu, "after_optimizer_step"):
         gpu.after_optimizer_step()
+
+
+# Inputs that used to give NaN logits, a model that could not work, or a foreign stack trace.
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        (dict(rope_theta=0), "rope_theta must be > 1"),
+        (dict(rope_theta=float("inf")), "rope_theta must be a finite number"),
+        (dict(norm_eps=-1), "norm_eps must be in (0, 1)"),
+        (dict(norm_eps=float("nan")), "norm_eps must be a finite number"),
+        (dict(head_dim=0), "head_dim must be >= 2"),
+        (dict(head_dim=7), "must be even"),
+        (dict(attention="gqa", n_kv_heads=0), "n_kv_heads must be >= 1"),
+        (dict(d_model=64.0), "d_model must be an int"),
+        (dict(n_layers=True), "n_layers must be an int"),
+        (dict(d_model=30, n_heads=4), "not divisible by n_heads"),
+        (dict(first_k_dense=3, n_layers=2), "first_k_dense=3 is more than n_layers=2"),
+        (dict(ffn="moe", aux_alpha=float("nan")), "aux_alpha must be a finite number"),
+        (dict(ffn="moe", score_func="relu"), "use one of"),
+        (dict(attention="mla", q_lora_rank=0), "q_lora_rank must be >= 1"),
+    ],
+)
+def test_config_refuses_values_that_cannot_work(kwargs, needle):
+    with pytest.raises(ValueError) as err:
+        TinySeekConfig(**kwargs)
+    assert needle in str(err.value)
+
+
+@pytest.mark.parametrize("ffn", ["dense", "moe"])
+def test_forward_refuses_bad_token_ids_with_a_course_message(ffn):
+    m = TinySeek(tiny(ffn=ffn))
+    v = m.config.vocab_size
+    for bad in (torch.tensor([[1, v]]), torch.tensor([[-1, 2]])):
+        with pytest.raises(ValueError, match=rf"outside the model's vocabulary \[0, {v - 1}\]"):
+            m(bad)
+    with pytest.raises(ValueError, match="the batch is empty"):
+        m(torch.zeros(0, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match="the batch is empty"):
+        m(torch.zeros(2, 0, dtype=torch.long))
+    with pytest.raises(ValueError, match="integer token ids"):
+        m(torch.zeros(1, 3))
+
+
+def test_generate_refuses_a_temperature_that_is_not_a_number():
+    m, idx = TinySeek(tiny()), torch.tensor([[1, 2, 3]])
+    for bad in (float("nan"), float("inf"), -1.0, "0.7"):
+        with pytest.raises(ValueError, match="temperature must be"):
+            m.generate(idx, 3, temperature=bad)
+    with pytest.raises(ValueError, match="top_p must be"):
+        m.generate(idx, 3, top_p=float("nan"))
+    with pytest.raises(ValueError, match="max_new_tokens must be a whole number"):
+        m.generate(idx, 2.5)

@@ -44,6 +44,9 @@ def test_score_heatmaps_share_one_colour_range():
     assert len(fig.data) == 2
     assert {t.zmin for t in fig.data} == {-1} and {t.zmax for t in fig.data} == {5}
     assert [t.showscale for t in fig.data] == [False, True]
+    # centred on zmid: white is 0 on the diverging scale (plotly ignores zmid once zmin/zmax are set)
+    centred = plots.score_heatmaps({"a": [[0, 1], [2, 3]], "b": [[-1, 0], [0, 5]]}, zmid=0)
+    assert {t.zmin for t in centred.data} == {-5} and {t.zmax for t in centred.data} == {5}
 
 
 def test_decode_time_figure_in_milliseconds():

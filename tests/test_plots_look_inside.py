@@ -42,7 +42,11 @@ def test_token_confidence_figure(data):
     heat = fig.data[0]
     assert len(heat.z) == 3 and all(len(row) == 4 for row in heat.z)  # 10 tokens in rows of 4
     assert _flat(heat.z) == pytest.approx(conf.probs[2:12].tolist())
-    assert _flat(heat.text) == [plots.show_token(t) for t in conf.tokens[2:12]]
+    assert [t for row in heat.text for t in row][:10] == [
+        plots.show_token(t) for t in conf.tokens[2:12]
+    ]
+    # the empty cells after the last token show nothing (None would be drawn as "null")
+    assert list(heat.text[-1][2:]) == ["", ""] and list(heat.customdata[-1][2:]) == ["", ""]
     assert "alternatives" in _flat(heat.customdata)[0]
     assert "tokens 2-11" in fig.layout.title.text
     with pytest.raises(ValueError, match="per_row"):
@@ -104,6 +108,11 @@ def test_memory_and_budget_figures(data):
     conf, _, _ = data
     fig = plots.memory_figure({"measured NF4": 1.5e9}, {"naive 4-bit": 0.9e9, "bf16": 3.6e9})
     assert list(fig.data[0].y) == pytest.approx([0.9, 3.6]) and list(fig.data[1].y) == [1.5]
+    assert fig.layout.yaxis.title.text.startswith("GB")
+    # the stand-in's few hundred kilobytes in KB, not as bars labelled 0.00 GB
+    tiny = plots.memory_figure({"NF4, as loaded": 150_000}, {"all params in float32": 600_000})
+    assert tiny.layout.yaxis.title.text.startswith("KB")
+    assert list(tiny.data[0].y) == pytest.approx([600.0]) and list(tiny.data[1].y) == [150.0]
     summary = [
         {"budget": 0, "accuracy": 0.25, "mean_thinking_tokens": 0.0},
         {"budget": 64, "accuracy": 0.5, "mean_thinking_tokens": 50.0},
@@ -113,3 +122,18 @@ def test_memory_and_budget_figures(data):
     assert list(fig.data[0].text) == ["budget 0", "budget 64"]
     with pytest.raises(ValueError, match="empty"):
         plots.budget_figure([])
+
+
+def test_budget_figure_shows_intervals_and_cut_off_answers():
+    summary = [
+        {"budget": 0, "accuracy": 0.25, "ci_low": 0.1, "ci_high": 0.4, "cut off": 0.0,
+         "mean_thinking_tokens": 0.0, "problems": 16, "samples": 4, "level": 0.95},
+        {"budget": 64, "accuracy": 0.5, "ci_low": 0.3, "ci_high": 0.75, "cut off": 0.125,
+         "mean_thinking_tokens": 50.0, "problems": 16, "samples": 4, "level": 0.95},
+    ]  # fmt: skip
+    fig = plots.budget_figure(summary)
+    acc, cut = fig.data
+    assert list(acc.error_y.array) == pytest.approx([15.0, 25.0])
+    assert list(acc.error_y.arrayminus) == pytest.approx([15.0, 20.0])
+    assert list(cut.y) == [0.0, 12.5] and "cut off" in cut.name
+    assert "16 problems x 4 samples" in fig.layout.title.text and "95%" in fig.layout.title.text

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import html
+import math
+import re
+
 import plotly.graph_objects as go
 import pytest
 
@@ -16,10 +20,33 @@ def test_training_cost_figure_reflects_rows_and_price():
     bar = fig.data[0]
     assert list(bar.x) == ["pre-training", "context extension", "post-training"]
     assert list(bar.y) == pytest.approx([5.328, 0.238, 0.010])
-    assert "$5.576M" in fig.layout.title.text and "2,788,000" in fig.layout.title.text
+    title = html.unescape(fig.layout.title.text)
+    assert "$5.576M" in title and "2,788,000" in title
     dearer = plots.training_cost_figure(sizing.training_cost_table(4.0), 4.0)
     assert list(dearer.data[0].y) == pytest.approx([10.656, 0.476, 0.020])
-    assert "$11.152M" in dearer.layout.title.text
+    assert "$11.152M" in html.unescape(dearer.layout.title.text)
+
+
+def _plotly_strings(fig: go.Figure) -> list[str]:
+    """Every string plotly draws as text: titles, axis titles, annotations, bar texts."""
+    lay = fig.layout
+    out = [lay.title.text or ""]
+    out += [ax.title.text or "" for ax in (lay.xaxis, lay.yaxis)]
+    out += [a.text for a in lay.annotations]
+    for t in fig.data:
+        for attr in ("text", "name"):
+            value = getattr(t, attr, None)
+            out += [value] if isinstance(value, str) else [str(v) for v in (value or ())]
+    return out
+
+
+def test_no_figure_string_reads_as_tex():
+    """plotly.js typesets any string holding two $ signs (defect: a blank title and table cell)."""
+    price = published.V3_RENTAL_PRICE_PER_GPU_HOUR
+    fig = plots.training_cost_figure(sizing.training_cost_table(price), price)
+    strings = _plotly_strings(fig)
+    assert any("&#36;" in s for s in strings)  # the dollars are there, written as an entity
+    assert not [s for s in strings if re.search(r"\$[^$]*\$", s)]
 
 
 def test_memory_figure_stacks_weights_and_kv_and_draws_gpu_lines():
@@ -32,6 +59,24 @@ def test_memory_figure_stacks_weights_and_kv_and_draws_gpu_lines():
     assert fig.layout.barmode == "stack" and fig.layout.yaxis.type == "log"
     lines = [s for s in fig.layout.shapes if s.type == "line"]
     assert sorted(s.y0 for s in lines) == [16, 80]
+
+
+@pytest.mark.parametrize("which", ["memory", "bits"])
+def test_gpu_line_labels_sit_on_their_lines_on_the_log_axis(which):
+    """On a log axis plotly reads an annotation's y in log10 units: a label for 192 GB placed at
+    y=192 stretched the axis to 10^192 and squashed every bar into a strip."""
+    gpus = {"T4": 16, "M2 Ultra": 192}
+    if which == "memory":
+        fig = plots.memory_figure(sizing.sizing_table((4,), 4096), gpus)
+    else:
+        fig = plots.bits_figure(sizing.sizing_table(), gpus)
+    assert fig.layout.yaxis.type == "log"
+    labels = {a.text: a.y for a in fig.layout.annotations}
+    assert labels == {
+        "T4 16 GB": pytest.approx(math.log10(16)),
+        "M2 Ultra 192 GB": pytest.approx(math.log10(192)),
+    }
+    assert all(a.yref == "y" for a in fig.layout.annotations)
 
 
 def test_bits_figure_has_one_trace_per_bit_width():
@@ -67,15 +112,28 @@ def test_scores_figure_uses_reported_scores():
         plots.scores_figure({"x": {"AIME 2024": 1.0}}, ["MATH-500"])
 
 
-def test_table_figure_cells():
-    fig = plots.table_figure(["claim", "verdict"], [["c1", "v1"], ["c2", "v2"]])
-    assert list(fig.data[0].cells.values[1]) == ["v1", "v2"]
-    with pytest.raises(ValueError, match="2 cells"):
-        plots.table_figure(["claim", "verdict"], [["only one"]])
-
-
 def test_bad_rows_raise():
     with pytest.raises(ValueError, match="no rows"):
         plots.memory_figure([], {})
     with pytest.raises(ValueError, match="missing"):
         plots.training_cost_figure([{"stage": "x"}], 2.0)
+
+
+def test_mixed_precision_figure_stacks_parts_and_marks_the_file():
+    bars = {"all at 1.58": {"all": 132.5}, "mixed": {"routed experts": 127.7, "the rest": 9.6}}
+    fig = plots.mixed_precision_figure(bars, 140.2, "the files")
+    assert [t.name for t in fig.data] == ["all", "routed experts", "the rest"]
+    assert list(fig.data[1].y) == [0.0, 127.7] and list(fig.data[2].y) == [0.0, 9.6]
+    assert fig.layout.barmode == "stack"
+    assert [s.y0 for s in fig.layout.shapes] == [140.2]
+    with pytest.raises(ValueError):
+        plots.mixed_precision_figure({}, 1, "x")
+
+
+def test_roofline_figure_bends_at_the_ridge():
+    fig = plots.roofline_figure({"decode": (1.0, 0.32), "prefill": (500.0, 65.0)}, 65, 320, "T4")
+    roof, pts = fig.data
+    assert roof.x[1] == pytest.approx(65e12 / 320e9) and list(roof.y[1:]) == [65, 65]
+    assert roof.y[0] == pytest.approx(320e9 * roof.x[0] / 1e12)  # the slope is the bandwidth
+    assert list(pts.x) == [1.0, 500.0] and list(pts.text) == ["decode", "prefill"]
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"

@@ -513,6 +513,7 @@ def recorded_hub(stand_in_dir, monkeypatch):
 
     monkeypatch.setattr(AutoTokenizer, "from_pretrained", tok)
     monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", model)
+    monkeypatch.setattr(loader, "_hub_reachable", lambda timeout=5.0: None)  # "the hub answers"
     return calls
 
 
@@ -548,3 +549,400 @@ def test_cuda_branch_on_a_t4_asks_for_nf4_with_fp16(recorded_hub, monkeypatch):
     assert q.bnb_4bit_compute_dtype == torch.float16 and m["dtype"] == torch.float16
     assert m["device_map"] == {"": 0} and m["revision"] == models.REVISIONS[models.DEFAULT_MODEL]
     assert loaded.quantized and loaded.device.type == "cuda" and loaded.notice == ""
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs that fail clearly (issue 15): course messages instead of foreign stack traces
+# --------------------------------------------------------------------------------------------------
+
+
+def _copy(stand_in_dir, tmp_path, name="copy"):
+    import shutil
+
+    return shutil.copytree(stand_in_dir, tmp_path / name)
+
+
+def test_load_refuses_a_quantize_it_does_not_know(stand_in_dir):
+    for bad in ("no", "nf4", 0, None):
+        with pytest.raises(ValueError, match="quantize="):
+            loader.load(path=stand_in_dir, quantize=bad, verbose=False)
+    with pytest.raises(ValueError, match="'cpu' or 'cuda'"):
+        loader.load(path=stand_in_dir, device="gpu", verbose=False)
+    with pytest.raises(ValueError, match="context_tokens must be a whole number"):
+        loader.load(path=stand_in_dir, context_tokens=1.5, verbose=False)
+    with pytest.raises(ValueError, match=r"\* sizing.GB"):
+        loader.load(path=stand_in_dir, free_memory_bytes=15, verbose=False)  # GB, not bytes
+
+
+@pytest.mark.parametrize(
+    "damage, what",
+    [
+        (lambda f: (f / "config.json").write_text("{not json"), "config.json is not valid JSON"),
+        (lambda f: (f / "config.json").write_text("{}"), "has no model_type"),
+        (lambda f: (f / "config.json").write_text("[1, 2]"), "has no model_type"),
+        (lambda f: (f / "model.safetensors").write_bytes(b"junk" * 100), "weights cannot be read"),
+        (lambda f: (f / loader.STAND_IN_MARKER).write_text("{"), "cannot be read"),
+    ],
+    ids=["bad JSON", "empty config", "not a dict", "junk safetensors", "bad marker"],
+)
+def test_damaged_local_folder_gets_a_course_message(stand_in_dir, tmp_path, damage, what):
+    folder = _copy(stand_in_dir, tmp_path)
+    damage(folder)
+    with pytest.raises(loader.ModelUnavailableError) as err:
+        loader.load(path=folder, verbose=False)
+    msg = str(err.value)
+    assert what in msg and str(folder) in msg and "download it again" in msg
+
+
+def test_too_big_local_model_fix_names_the_folder_that_overrides_model(tmp_path, monkeypatch):
+    # A local folder with the 7B distill's config (the memory check runs before any weight is read).
+    from transformers import Qwen2Config
+
+    spec = published.R1_MODELS["R1-Distill-Qwen-7B"].config
+    folder = tmp_path / "seven_b"
+    Qwen2Config(
+        vocab_size=spec.vocab_size, hidden_size=spec.d_model, intermediate_size=spec.d_ff,
+        num_hidden_layers=spec.n_layers, num_attention_heads=spec.n_heads,
+        num_key_value_heads=spec.n_kv_heads,
+    ).save_pretrained(folder)  # fmt: skip
+    (folder / "model.safetensors").write_bytes(b"")
+    small = models.estimate_memory("R1-Distill-Qwen-1.5B", quantized=False, dtype_bits=32).total
+    kw = dict(device="cpu", free_memory_bytes=small * 1.01, verbose=False)
+    monkeypatch.setenv(loader.PATH_ENV, str(folder))
+    with pytest.raises(models.NotEnoughMemoryError) as err:
+        loader.load(model="R1-Distill-Qwen-1.5B", **kw)
+    msg = str(err.value)
+    assert "R1-Distill-Qwen-7B needs" in msg
+    assert f"COURSE_R1_PATH={folder} overrides load(model=...)" in msg and "unset it" in msg
+    monkeypatch.delenv(loader.PATH_ENV)
+    with pytest.raises(models.NotEnoughMemoryError) as err:
+        loader.load(path=folder, **kw)
+    assert "pass path= a folder holding R1-Distill-Qwen-1.5B" in str(err.value)
+
+
+def test_loading_without_a_network_fails_at_once(tmp_path, monkeypatch):
+    """Not offline by setting, no network, nothing cached: one look at the hub, no retries."""
+    import socket
+    import time
+
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    lookups, sleeps = [], []
+
+    def no_dns(host, *args, **kwargs):
+        lookups.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    monkeypatch.setattr(time, "sleep", lambda s: sleeps.append(s))  # huggingface_hub's back-off
+    with pytest.raises(loader.ModelUnavailableError) as err:
+        loader.load(device="cpu", cache_dir=tmp_path, free_memory_bytes=1e12, verbose=False)
+    assert sleeps == [] and len(lookups) <= 1, (lookups, sleeps)
+    assert "HF_HUB_OFFLINE=1" in str(err.value) and "huggingface-cli download" in str(err.value)
+
+
+def test_load_turns_hub_telemetry_off(stand_in_dir, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_DISABLE_TELEMETRY", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", False)
+    loader.load(path=stand_in_dir, verbose=False)
+    assert constants.HF_HUB_DISABLE_TELEMETRY is True
+
+
+def test_build_refuses_to_overwrite_a_folder_with_files(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "llama"}')  # someone's model
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        stand_in.build(folder, seed=0)
+    assert (folder / "config.json").read_text() == '{"model_type": "llama"}'
+    assert stand_in.build(folder, seed=0, overwrite=True) == folder
+    assert loader.load(path=folder, verbose=False).stand_in
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        stand_in.build(folder, seed=0)  # a stand-in is not overwritten silently either
+
+
+def test_budget_and_sampling_refuse_bad_input(lm):
+    with pytest.raises(ValueError, match="at least one problem"):
+        budget.answer_with_budget(lm, [], 4)
+    with pytest.raises(ValueError, match=r"\.question and \.answer"):
+        budget.answer_with_budget(lm, ["What is 2+2?"], 4)
+    with pytest.raises(ValueError, match="budget must be a whole number"):
+        budget.answer_with_budget(lm, math_problems(1)[:1], 2.5)
+    with pytest.raises(ValueError, match="at least one budget"):
+        budget.thinking_budget_run(lm, math_problems(1)[:1], [])
+    for bad in (float("nan"), float("inf"), -0.1):
+        with pytest.raises(ValueError, match="temperature"):
+            chat.sampling_kwargs(lm, 8, temperature=bad)
+    with pytest.raises(ValueError, match="top_p"):
+        chat.sampling_kwargs(lm, 8, top_p=float("nan"))
+# Truncation: a reply that runs out of tokens is counted apart, never scored as wrong
+# --------------------------------------------------------------------------------------------------
+
+
+def test_truncation_detected_when_thinking_does_not_close(lm):
+    # The random stand-in never writes </think> or its end token within 12 tokens: the reply is cut
+    # off while thinking, and it says so.
+    replies = chat.sample(lm, "What is 2+3?", n=3, max_new_tokens=12, seed=0)[0]
+    for c in replies:
+        assert len(c.completion_ids) == 12 and lm.tokenizer.eos_token_id not in c.completion_ids
+        assert c.truncated and not c.thought.finished
+        assert c.status == "cut off while thinking"
+    counts = chat.status_counts(replies)
+    assert counts["cut off while thinking"] == 3 and sum(counts.values()) == 3
+    streamed = chat.stream_chat(lm, "What is 2+3?", max_new_tokens=12, seed=0)
+    assert streamed.truncated and streamed.status == "cut off while thinking"
+
+
+def test_completion_status_on_scripted_replies(lm, monkeypatch):
+    tok = lm.tokenizer
+    close, eos = tok.convert_tokens_to_ids(formats.THINK_END), tok.eos_token_id
+    word = tok.encode("ok", add_special_tokens=False)[0]
+    scripts = [
+        [word, close, word, eos],  # complete
+        [word, close, word, word],  # the answer ran out of tokens
+        [word, word, word, word],  # the thinking ran out of tokens
+        [word, word, eos, tok.pad_token_id],  # the model ended without closing its thinking
+    ]
+
+    def scripted(input_ids, attention_mask, max_new_tokens, num_return_sequences, **kw):
+        assert max_new_tokens == 4 and num_return_sequences == len(scripts)
+        return torch.cat([input_ids.repeat(len(scripts), 1), torch.tensor(scripts)], dim=1)
+
+    monkeypatch.setattr(lm.model, "generate", scripted)
+    out = chat.sample(lm, "x", n=len(scripts), max_new_tokens=4)[0]
+    assert [c.status for c in out] == [
+        "complete",
+        "cut off while answering",
+        "cut off while thinking",
+        "ended while thinking",
+    ]
+    assert [c.truncated for c in out] == [False, True, True, False]
+
+
+def test_budget_counts_cut_off_answers_apart_from_wrong_ones(lm, monkeypatch):
+    """Three problems, two samples each: right, wrong, no boxed answer, and cut off."""
+    tok = lm.tokenizer
+    problems = math_problems(per_kind=1)[:3]
+    word = tok.encode("ok", add_special_tokens=False)[0]
+    calls = []
+
+    def scripted(input_ids, attention_mask, max_new_tokens, **kw):
+        calls.append(input_ids.shape[0])
+        rows = []
+        for i in range(len(input_ids)):
+            p, k = divmod(i, 2)  # problem-major: p0 s0, p0 s1, p1 s0, ...
+            if p == 0:
+                text = f"\\boxed{{{problems[0].answer if k == 0 else '-1'}}}"
+                new = tok.encode(text, add_special_tokens=False) + [tok.eos_token_id]
+            elif p == 1:  # ends without a boxed answer
+                new = [word, tok.eos_token_id]
+            else:  # runs out of answer tokens before any boxed answer
+                new = [word] * max_new_tokens
+            rows.append(new[:max_new_tokens] if p != 0 else new)
+        width = max(len(r) for r in rows)
+        rows = [r + [tok.pad_token_id] * (width - len(r)) for r in rows]
+        return torch.cat([input_ids, torch.tensor(rows)], dim=1)
+
+    monkeypatch.setattr(lm.model, "generate", scripted)
+    res = budget.answer_with_budget(lm, problems, budget=0, max_answer_tokens=24, samples=2)
+    assert calls == [6] and [r.sample for r in res] == [0, 1] * 3
+    assert [r.outcome for r in res] == ["correct", "wrong", "no answer", "no answer"] + [
+        "cut off",
+        "cut off",
+    ]
+    assert not any(r.correct for r in res if r.outcome == "cut off")
+    (row,) = budget.budget_summary(res)
+    assert (row["problems"], row["samples"], row["n"]) == (3, 2, 6)
+    assert row["accuracy"] == pytest.approx(1 / 6)
+    assert (row["correct"], row["wrong"], row["no answer"], row["cut off"]) == pytest.approx(
+        (1 / 6, 1 / 6, 2 / 6, 2 / 6)
+    )
+    # per problem 0.5, 0, 0: the bootstrap interval over problems spans 0 to 0.5
+    assert row["ci_low"] == 0 and row["ci_high"] == pytest.approx(0.5)
+
+
+def test_several_samples_per_problem_on_the_stand_in(lm):
+    problems = math_problems(per_kind=1)[:2]
+    res = budget.thinking_budget_run(
+        lm, problems, [0, 4], max_answer_tokens=4, samples=3, progress=False
+    )
+    assert len(res) == 2 * 2 * 3
+    summary = budget.budget_summary(res)
+    assert [(r["problems"], r["samples"]) for r in summary] == [(2, 3), (2, 3)]
+    for r in summary:
+        assert 0 <= r["ci_low"] <= r["accuracy"] <= r["ci_high"] <= 1
+        assert sum(r[o] for o in budget.OUTCOMES) == pytest.approx(1)
+    # 4 answer tokens are too few for a random model to box anything: cut off, not wrong
+    assert all(r.outcome == "cut off" for r in res)
+    with pytest.raises(ValueError, match="samples"):
+        budget.answer_with_budget(lm, problems, 0, samples=0)
+
+
+def test_bootstrap_interval_by_hand():
+    assert budget.bootstrap_interval([1.0] * 5) == (1.0, 1.0)
+    lo, hi = budget.bootstrap_interval([0.0, 1.0] * 8, seed=1)
+    assert lo < 0.5 < hi and budget.bootstrap_interval([0.0, 1.0] * 8, seed=1) == (lo, hi)
+    wide = budget.bootstrap_interval([0.0, 1.0] * 2)
+    narrow = budget.bootstrap_interval([0.0, 1.0] * 32)
+    assert wide[1] - wide[0] > narrow[1] - narrow[0]  # more problems, a tighter interval
+    with pytest.raises(ValueError):
+        budget.bootstrap_interval([])
+    assert budget.decode_steps([0, 128, 256], 64) == 384 + 3 * 64
+
+
+def test_decode_speed_generates_exactly_the_asked_tokens(lm):
+    speed = chat.decode_speed(lm, ["What is 2+3?", "Hi"], new_tokens=6, warmup=False)
+    assert (speed.batch, speed.new_tokens) == (2, 6) and speed.seconds > 0
+    assert speed.tokens_per_s == pytest.approx(12 / speed.seconds)
+    assert speed.seconds_per_step == pytest.approx(speed.seconds / 6)
+
+
+# --------------------------------------------------------------------------------------------------
+# Dtypes on a T4 (sm_75) and the inf/NaN guard
+# --------------------------------------------------------------------------------------------------
+
+
+def _fake_gpu(monkeypatch, capability):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
+
+
+@pytest.mark.parametrize(
+    ("capability", "quantize", "asked", "expected"),
+    [
+        ((7, 5), True, "auto", torch.float16),  # a T4: NF4 computes in fp16
+        ((7, 5), False, "auto", torch.float16),  # a T4: the 16-bit path is fp16 too
+        ((8, 0), False, "auto", torch.bfloat16),
+        ((7, 5), False, "fp32", torch.float32),
+        ((7, 5), True, torch.float16, torch.float16),
+    ],
+)
+def test_resolve_dtype_on_cuda(monkeypatch, capability, quantize, asked, expected):
+    _fake_gpu(monkeypatch, capability)
+    assert loader.resolve_dtype(asked, torch.device("cuda"), quantize) == expected
+
+
+def test_bf16_refused_on_a_t4_and_cpu_defaults(monkeypatch):
+    _fake_gpu(monkeypatch, (7, 5))
+    with pytest.raises(ValueError, match="no bfloat16") as err:
+        loader.resolve_dtype("bf16", torch.device("cuda"), quantize=False)
+    assert "dtype='fp16'" in str(err.value)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cpu = torch.device("cpu")
+    assert loader.resolve_dtype("auto", cpu, quantize=False) == torch.float32
+    assert loader.resolve_dtype("auto", cpu, quantize=True) == torch.bfloat16
+    with pytest.raises(ValueError, match="'fp16', 'bf16' or 'fp32'"):
+        loader.resolve_dtype("int8", cpu, quantize=False)
+
+
+def test_the_stand_in_on_a_t4_loads_nf4_with_fp16_compute(stand_in_dir, monkeypatch):
+    # The stand-in path (FAST mode on a Colab T4) asks for the same sm_75-safe dtypes.
+    import bitsandbytes  # noqa: F401  (imported for real before CUDA is faked below)
+    from transformers import AutoModelForCausalLM
+
+    seen = {}
+    real = AutoModelForCausalLM.from_pretrained
+
+    def record(name, **kw):
+        seen.update(kw)
+        return real(stand_in_dir)
+
+    _fake_gpu(monkeypatch, (7, 5))
+    monkeypatch.setattr(loader, "_bnb_backend", lambda: "CUDA")
+    monkeypatch.setattr(loader, "free_memory", lambda device: 15e9)
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", record)
+    loaded = loader.load(path=stand_in_dir, verbose=False)
+    assert seen["dtype"] == torch.float16
+    assert seen["quantization_config"].bnb_4bit_compute_dtype == torch.float16
+    assert loaded.dtype == torch.float16 and loaded.stand_in
+
+
+def test_fp16_overflow_falls_back_to_float32(recorded_hub, stand_in_dir, monkeypatch):
+    """In fp16 the (fake) model overflows: load sees inf/NaN logits, reloads in float32, says so."""
+    import bitsandbytes  # noqa: F401
+    from transformers import AutoModelForCausalLM
+
+    asked = []
+    real = AutoModelForCausalLM.from_pretrained
+
+    def overflowing_in_fp16(name, **kw):
+        asked.append(kw["dtype"])
+        model = real(stand_in_dir)
+        if kw["dtype"] == torch.float16:
+            with torch.no_grad():
+                model.lm_head.weight.fill_(3e38)  # logits overflow to inf, softmax to NaN
+        return model
+
+    _fake_gpu(monkeypatch, (7, 5))
+    monkeypatch.setattr(loader, "_bnb_backend", lambda: "CUDA")
+    monkeypatch.setattr(loader, "free_memory", lambda device: 15e9)
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", overflowing_in_fp16)
+    loaded = loader.load(verbose=False)
+    assert asked == [torch.float16, torch.float32]
+    assert (
+        loaded.dtype == torch.float32 and "float32" in loaded.notice and "inf/NaN" in loaded.notice
+    )
+    assert loader.logits_are_finite(loaded.model, loaded.tokenizer)
+
+
+def test_inf_logits_while_sampling_give_a_clear_error(stand_in_dir):
+    lm_bad = loader.load(path=stand_in_dir, verbose=False)
+    with torch.no_grad():
+        lm_bad.model.lm_head.weight.fill_(3e38)
+    assert not loader.logits_are_finite(lm_bad.model, lm_bad.tokenizer)
+    with pytest.raises(models.NonFiniteLogitsError, match="dtype='fp32'"):
+        chat.sample(lm_bad, "What is 2+3?", n=2, max_new_tokens=4)
+    with pytest.raises(models.NonFiniteLogitsError):
+        list(chat.stream(lm_bad, "Hi", max_new_tokens=4))
+
+
+# --------------------------------------------------------------------------------------------------
+# The exact-shape stand-in (random weights, a real distill's shape: for GPU timing without a download)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_stand_in_in_a_given_shape(tmp_path):
+    shape = architectures.TransformerConfig("small-qwen", 96, 200, 3, 6, 2, 16, 1000, qkv_bias=True)
+    folder = stand_in.build(tmp_path / "shaped", like=shape)
+    loaded = loader.load(path=folder, verbose=False)
+    cfg = loaded.model.config
+    assert (cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers) == (96, 200, 3)
+    assert (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.vocab_size) == (6, 2, 1000)
+    assert "small-qwen" in loaded.name and loaded.stand_in
+    assert architectures.param_count(models.architecture(cfg)) == loaded.model.num_parameters()
+    assert len(reply(loaded, "What is 2+3?", max_new_tokens=3).completion_ids) >= 1
+    real = stand_in.shape_of("R1-Distill-Qwen-1.5B")
+    assert (real.d_model, real.n_layers, real.vocab_size) == (1536, 28, 151_936)
+    with pytest.raises(ValueError, match="Qwen2-shaped"):
+        stand_in.shape_of("R1-Distill-Llama-8B")
+
+
+@pytest.mark.gpu
+def test_fp16_and_nf4_on_gpu_stand_in(stand_in_dir):
+    """On a real GPU: the stand-in in fp16 (what a T4 computes in) and in NF4 gives finite logits,
+    samples, and both loadings decode the same prompts (the speed comparison of notebook 05)."""
+    half = loader.load(path=stand_in_dir, quantize=False, dtype="fp16", verbose=False)
+    nf4 = loader.load(path=stand_in_dir, quantize=True, dtype="fp16", verbose=False)
+    for m in (half, nf4):
+        assert m.dtype == torch.float16 and loader.logits_are_finite(m.model, m.tokenizer)
+        assert len(reply(m, "What is 2+3?", max_new_tokens=8).completion_ids) >= 1
+        speed = chat.decode_speed(m, ["What is 2+3?", "Hi"], new_tokens=16)
+        assert speed.batch == 2 and speed.tokens_per_s > 0
+    assert nf4.footprint_bytes < half.footprint_bytes
+
+
+@pytest.mark.gpu
+def test_exact_shape_stand_in_on_gpu(tmp_path):
+    """R1-Distill-Qwen-1.5B's exact shape with random weights: NF4 and 16-bit memory as predicted."""
+    folder = stand_in.build(tmp_path / "exact", like="R1-Distill-Qwen-1.5B")
+    for quantize in (True, False):
+        m = loader.load(path=folder, quantize=quantize, verbose=False)
+        assert m.footprint_bytes == pytest.approx(m.estimate.weights, rel=0.05)
+        c = reply(m, "What is 2+3?", max_new_tokens=16)
+        assert c.truncated or c.thought.finished or len(c.completion_ids) < 16
+        del m
+        torch.cuda.empty_cache()

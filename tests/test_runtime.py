@@ -143,3 +143,36 @@ def test_doctor_flags_missing_package(monkeypatch):
 def test_import_optional_names_the_install_command():
     with pytest.raises(ImportError, match="pip install no-such-pkg"):
         runtime.import_optional("no_such_module_xyz", "a test", install="no-such-pkg")
+
+
+def test_doctor_says_what_the_cpu_path_of_notebook_05_loads(monkeypatch):
+    """Without a GPU notebook 05 runs float32 (stand-in or real model) and loads one NF4 copy of
+    the stand-in on the CPU to measure memory; it never loads 16-bit there."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(runtime, "_version", lambda d: "9.9" if d == "bitsandbytes" else "1.0")
+    note = runtime.doctor(verbose=False).get("bitsandbytes").advice
+    assert "float32" in note and "NF4" in note and "16-bit" not in note
+
+
+def test_import_bitsandbytes_quiets_only_its_optional_kernel_notice(monkeypatch, caplog):
+    import logging
+
+    def fake_import(name):
+        logging.getLogger(runtime.BNB_CPU_KERNEL_LOGGER).warning("pip install kernels, please")
+        logging.getLogger("bitsandbytes.other").warning("a real problem")
+        return name
+
+    monkeypatch.setattr(runtime.importlib, "import_module", fake_import)
+    with caplog.at_level(logging.WARNING):
+        assert runtime.import_bitsandbytes() == "bitsandbytes"
+    assert [r.getMessage() for r in caplog.records] == ["a real problem"]
+    assert logging.getLogger(runtime.BNB_CPU_KERNEL_LOGGER).level == logging.NOTSET  # restored
+
+
+def test_quiet_progress_bars_restores_transformers_bars():
+    from transformers.utils import logging as hf_logging
+
+    assert hf_logging.is_progress_bar_enabled()
+    with runtime.quiet_progress_bars():
+        assert not hf_logging.is_progress_bar_enabled()
+    assert hf_logging.is_progress_bar_enabled()

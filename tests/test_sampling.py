@@ -113,3 +113,20 @@ def test_evaluate_averages_extra_scores_and_length_over_every_sample():
     assert res.scores == {"thinks": pytest.approx(3 / 4)}  # not the first sample's 1/2
     lengths = [len(TOK.encode(t, add_eos=True)) for t in first + second]
     assert res.mean_length == pytest.approx(sum(lengths) / 4)
+
+
+def test_sample_and_evaluate_refuse_bad_settings():
+    tok, model = default_tokenizer(), TinySeek(TinySeekConfig(d_model=16, n_heads=2, d_ff=32))
+    for kwargs, needle in [
+        (dict(temperature=float("nan")), "temperature must be a finite number"),
+        (dict(top_p=1.5), "top_p must be in (0, 1]"),
+        (dict(n=0), "n must be >= 1"),
+        (dict(max_new_tokens=2.5), "max_new_tokens must be a whole number"),
+    ]:
+        with pytest.raises(ValueError) as err:
+            sample(model, tok, ["1+2="], **kwargs)
+        assert needle in str(err.value)
+    with pytest.raises(ValueError, match="a list of prompts"):
+        sample(model, tok, "1+2=")  # a string is not a list of prompts
+    with pytest.raises(ValueError, match="temperature must be a finite number"):
+        evaluate(model, tok, tasks.arithmetic(2), 4, temperature=float("nan"), samples=2)

@@ -64,3 +64,10 @@ def test_addition_trace_with_and_without_carries():
     assert addition_trace([5, 95], forget_carries=True) == ("5+5=10;9=9", "90")
     with pytest.raises(ValueError):
         addition_trace([-1, 2], forget_carries=True)
+
+
+def test_arithmetic_refuses_a_count_that_is_not_whole():
+    with pytest.raises(ValueError, match="n must be a whole number"):
+        arithmetic(2.5)
+    with pytest.raises(ValueError, match=r"n must be a whole number, got '10' \(a str\)"):
+        arithmetic("10")

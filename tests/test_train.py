@@ -67,3 +67,22 @@ def test_a_custom_loss_is_what_gets_minimised():
     h = train(m, lambda s: sample_batch(stream, 4, 16, g), 30, logit_norm, lr=1e-2, progress=False)
     norms = h.series("norm")[1]
     assert norms[-1] < 0.1 * norms[0] and h.series("loss")[1] == norms
+
+
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        (dict(lr=float("nan")), "lr must be a finite number"),
+        (dict(lr=-1e-3), "lr must be >= 0"),
+        (dict(steps=2.5), "steps must be a whole number"),
+        (dict(grad_clip=float("inf")), "grad_clip must be a finite number"),
+        (dict(warmup_steps=-1), "warmup_steps must be >= 0"),
+    ],
+)
+def test_train_refuses_bad_settings_before_touching_the_model(kwargs, needle):
+    model = TinySeek(TinySeekConfig(d_model=16, n_heads=2, d_ff=32, max_seq_len=16))
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError) as err:
+        train(model, lambda step: None, **({"steps": 3} | kwargs), progress=False)
+    assert needle in str(err.value)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))

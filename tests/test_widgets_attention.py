@@ -65,6 +65,10 @@ def test_calculator_widget_wires_controls_to_figures():
         real.x[0]
         == architectures.config_kv_elements_per_token(architectures.CONFIGS["DeepSeek-V3"]) * 32768
     )
-    # an impossible setting shows a message and keeps the last good figures
-    box.controls["n_kv_heads"].value = 7
-    assert box.figures["calculator"].data[0].x[mla] == 576 * 30 * 32768
+    # only KV-head counts that divide the head count are offered, and they follow it
+    assert list(box.controls["n_kv_heads"].options) == [1, 2, 4, 8, 16, 32, 64, 128]
+    box.controls["n_heads"].value = 12
+    assert list(box.controls["n_kv_heads"].options) == [1, 2, 3, 4, 6, 12]
+    assert box.controls["n_kv_heads"].value == 6  # the largest allowed <= 8
+    gqa = next(k for k in box.figures["calculator"].data[0].y if k.startswith("GQA"))
+    assert gqa == "GQA (6 KV heads)"

@@ -23,11 +23,17 @@ def test_soft_target_viewer_redraws_on_slider_change(monkeypatch):
     view = widgets.soft_target_viewer(teacher, student, list("abcd"), list("uvwxyz"))
     assert len(calls) == 1 and calls[0][1] == 1.0
     torch.testing.assert_close(calls[0][0], teacher[3])  # starts at the last position
-    position, temperature = view.children[0].children
+    position, temperature = view.controls["position"], view.controls["temperature"]
     temperature.value = 3.0
     position.value = 1
     assert calls[-1][1] == pytest.approx(3.0)
     torch.testing.assert_close(calls[-1][0], teacher[1])
+    # the figure is on the page, once: the Output shows exactly the latest drawing
+    (shown,) = view.output.outputs
+    assert "application/vnd.plotly.v1+json" in shown["data"]
+    assert (
+        "after …'ab'" in shown["data"]["application/vnd.plotly.v1+json"]["layout"]["title"]["text"]
+    )
 
 
 def test_soft_target_viewer_refuses_bad_shapes():

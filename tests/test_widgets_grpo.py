@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import copy
 
+import plotly.io as pio
+import pytest
 import torch
+from IPython.core.displaypub import CapturingDisplayPublisher
+from IPython.core.interactiveshell import InteractiveShell
 
 from course_lib import grpo_trainer, tasks
 from course_lib.model import TinySeek, TinySeekConfig
@@ -12,11 +16,24 @@ from course_lib.tokenizer import default_tokenizer
 from course_lib.widgets import grpo as widgets
 
 
-def test_explorers_build():
+def _shown_titles(dashboard) -> list[str]:
+    return [
+        o["data"]["application/vnd.plotly.v1+json"]["layout"]["title"]["text"]
+        for o in dashboard.output.outputs
+    ]
+
+
+def test_explorers_show_one_figure_that_follows_the_sliders():
     w = widgets.clip_explorer()
-    assert [c.description for c in w.children[:2]] == ["ε", "advantage A"]
+    assert [c.description for c in w.controls.values()] == ["ε", "advantage A"]
+    assert _shown_titles(w) == ["clipped surrogate, A = +1.00, ε = 0.20"]
+    w.controls["advantage"].value = -2.0
+    assert _shown_titles(w) == ["clipped surrogate, A = -2.00, ε = 0.20"]
     g = widgets.group_explorer(group_size=4, n_correct=1)
-    assert g.children[0].value == 4
+    assert g.controls["group_size"].value == 4 and len(g.output.outputs) == 1
+    before = g.output.outputs
+    g.controls["divide_by_std"].value = False
+    assert len(g.output.outputs) == 1 and g.output.outputs != before
 
 
 class _FakeTrainer:
@@ -44,6 +61,36 @@ def test_live_curves_redraw_only_every_n_steps():
     assert live.draws == 2
 
 
+@pytest.fixture
+def shell(monkeypatch):
+    """An IPython shell whose display messages are recorded, as a kernel would send them."""
+    sh = InteractiveShell.instance()
+    monkeypatch.setattr(sh, "display_pub", CapturingDisplayPublisher())
+    monkeypatch.setattr(widgets, "in_notebook_kernel", lambda: True)
+    monkeypatch.setattr(pio.renderers, "default", "plotly_mimetype")
+    yield sh.display_pub
+    InteractiveShell.clear_instance()
+
+
+def test_live_curves_redraw_in_place(shell):
+    """One output for the whole run: the figure is replaced inside it, never drawn again below
+    (Figure._ipython_display_ ignores display ids, and JupyterLab's plotly renderer ignores
+    updates); at the end the display is refreshed so its static copy is the final figure."""
+    live = widgets.LiveCurves(every=5)
+    trainer = _FakeTrainer()
+    for step in (5, 10):
+        live(trainer, {"step": step})
+    live(trainer, {"step": 15, "last": True})
+    first, *updates = shell.outputs
+    assert "application/vnd.jupyter.widget-view+json" in first["data"] and not first["update"]
+    assert len(updates) == 1 and updates[0]["update"]
+    assert updates[0]["transient"]["display_id"] == first["transient"]["display_id"]
+    (shown,) = live._view.output.outputs
+    title = shown["data"]["application/vnd.plotly.v1+json"]["layout"]["title"]["text"]
+    assert title == "GRPO, live (step 15)"
+    assert "GRPO, live (step 15)" in updates[0]["data"]["text/html"]
+
+
 def test_experiment_panel_trains_with_the_slider_values():
     torch.manual_seed(0)
     base = TinySeek(TinySeekConfig(d_model=32, n_layers=1, n_heads=2, d_ff=64, max_seq_len=64))
@@ -56,5 +103,11 @@ def test_experiment_panel_trains_with_the_slider_values():
     panel = widgets.ExperimentPanel(make, cfg, steps=5)
     panel.g.value, panel.beta_off.value, panel.eps.value = 3, True, 0.3
     assert (panel.config().group_size, panel.config().beta, panel.config().epsilon) == (3, 0.0, 0.3)
+    assert panel.beta.disabled  # β = 0: the β slider has nothing to set
     trainer = panel.run()
     assert trainer.config.group_size == 3 and len(trainer.history) == 5
+    # the curves of this run, once, in the panel's output, and as its static copy
+    (shown,) = panel.output.outputs
+    title = shown["data"]["application/vnd.plotly.v1+json"]["layout"]["title"]["text"]
+    assert title.startswith("your run: G=3, β=0, ε=0.30") and "(step 5)" in title
+    assert "your run: G=3" in panel.widget.static_html()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import pytest
 
 from course_lib import sizing
@@ -11,7 +13,8 @@ from course_lib.widgets import sizing as w
 def test_dashboard_figures_follow_the_controls():
     a = w.dashboard_figures(2.0, 4, 4096, "T4")
     b = w.dashboard_figures(3.0, 16, 65536, "H100")
-    assert "$5.576M" in a["cost"].layout.title.text and "$8.364M" in b["cost"].layout.title.text
+    assert "$5.576M" in html.unescape(a["cost"].layout.title.text)
+    assert "$8.364M" in html.unescape(b["cost"].layout.title.text)
     # memory: weights at the chosen bits, KV at the chosen context, the chosen GPU's line
     assert a["memory"].data[0].y[1] == pytest.approx(1_777_088_000 * 4 / 8 / 1e9)
     assert b["memory"].data[0].y[1] == pytest.approx(1_777_088_000 * 16 / 8 / 1e9)
@@ -37,7 +40,7 @@ def test_dashboard_widget_wires_controls_to_figures():
     box.controls["gpu"].value = "M2 Ultra"
     assert [s.y0 for s in box.figures["memory"].layout.shapes] == [192]
     box.controls["price_per_gpu_hour"].value = 4.0
-    assert "$11.152M" in box.figures["cost"].layout.title.text
+    assert "$11.152M" in html.unescape(box.figures["cost"].layout.title.text)
 
 
 def test_dashboard_rejects_bad_defaults():

@@ -184,12 +184,16 @@ def execute(
     timeout: int = 900,
     static_html: bool = False,
     max_wait: float = MAX_WAIT,
+    kernel_name: str = "python3",
+    checkout_first: bool = True,
 ):
     """Run one notebook top to bottom in a fresh kernel; return ``(notebook, RunResult)``.
 
-    The kernel sees ``COURSE_FAST`` and a ``PYTHONPATH`` that puts this checkout's ``course_lib``
-    first. With ``static_html=True`` plotly figures are also stored as self-contained HTML, so an
-    exported page shows them without a kernel. ``timeout`` is per cell (nbclient's
+    The kernel sees ``COURSE_FAST`` and (``checkout_first``) a ``PYTHONPATH`` that puts this
+    checkout's ``course_lib`` first; ``checkout_first=False`` leaves the kernel with whatever
+    ``course_lib`` its own environment installed (``kernel_name`` picks that kernel). With
+    ``static_html=True`` plotly figures are also stored as self-contained HTML, so an exported page
+    shows them without a kernel. ``timeout`` is per cell (nbclient's
     ``CellTimeoutError``). Raises nbclient's ``CellExecutionError`` on the first failing cell and
     :class:`CellStallError` on a cell that waited over ``max_wait`` s beyond the kernel's own time.
     """
@@ -198,16 +202,19 @@ def execute(
     if static_html:
         # JupyterLab draws the plotly mimetype; nbconvert's HTML needs the figure as HTML too.
         os.environ["PLOTLY_RENDERER"] = "plotly_mimetype+notebook"
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT)] + ([env_before["PYTHONPATH"]] if env_before["PYTHONPATH"] else [])
-    )
+    if checkout_first:
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            [str(ROOT)] + ([env_before["PYTHONPATH"]] if env_before["PYTHONPATH"] else [])
+        )
+    else:
+        os.environ.pop("PYTHONPATH", None)
     try:
         nb = nbformat.read(path, as_version=4)
         client = TimedClient(
             nb,
             timeout=timeout,
             max_wait=max_wait,
-            kernel_name="python3",
+            kernel_name=kernel_name,
             resources={"metadata": {"path": str(path.parent)}},
         )
         start = time.perf_counter()
@@ -268,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
             from nbconvert import HTMLExporter
 
             args.html.mkdir(parents=True, exist_ok=True)
+            # Without saved widget state nbconvert shows each dashboard's own static copy.
+            nb.metadata.pop("widgets", None)
             body, _ = HTMLExporter().from_notebook_node(nb)
             (args.html / f"{path.stem}.html").write_text(body, encoding="utf-8")
     print(format_table(results))

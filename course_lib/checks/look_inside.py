@@ -52,6 +52,18 @@ SPLIT_CASES = [
 ]
 
 
+def _splits_at_first(text: str) -> set[tuple[str, str]]:
+    """The usual slip, splitting at the first </think>, with or without the tags removed after."""
+    head, sep, tail = text.partition(formats.THINK_END)
+    if not sep:
+        return set()
+
+    def clean(part: str) -> str:
+        return part.replace(formats.THINK_END, "").replace(formats.THINK, "").strip()
+
+    return {(head.strip(), tail.strip()), (clean(head), clean(tail)), (clean(head), tail.strip())}
+
+
 def check_split(fn: Callable[[str], tuple[str, str]]) -> CheckResult:
     """``fn(completion)`` should return ``(thinking, answer)`` like ``formats.split_thinking``.
 
@@ -65,7 +77,13 @@ def check_split(fn: Callable[[str], tuple[str, str]]) -> CheckResult:
             return failed(f"your function raised {type(err).__name__}: {err}", "Try str.rfind.")
         if got != (want.thinking, want.answer):
             hint = "The answer follows the LAST </think>; with none, it is all thinking."
-            if formats.THINK_END in "".join(map(str, got)) or formats.THINK in "".join(
+            if got in _splits_at_first(text):
+                hint = (
+                    "You split at the FIRST </think>. A model may close its thinking more than once "
+                    "(here it writes </think> twice); the answer is what follows the LAST one: "
+                    "use text.rfind, not text.find."
+                )
+            elif formats.THINK_END in "".join(map(str, got)) or formats.THINK in "".join(
                 map(str, got)
             ):
                 hint = "Remove the <think> and </think> tags from both parts."

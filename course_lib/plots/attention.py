@@ -98,20 +98,23 @@ def measured_vs_formula_figure(
 def score_heatmaps(
     matrices: Mapping[str, Sequence[Sequence[float]]], title: str = "", zmid: float | None = None
 ) -> go.Figure:
-    """Side-by-side heatmaps (one per name) of (query x key) matrices, sharing one colour scale."""
+    """Side-by-side heatmaps (one per name) of (query x key) matrices, sharing one colour scale;
+    with ``zmid`` the scale is centred there (white = ``zmid`` on the diverging scale)."""
     if not matrices:
         raise ValueError("score_heatmaps: pass {name: 2-D array}.")
     names = list(matrices)
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.06)
     flat = [float(v) for m in matrices.values() for row in m for v in row]
     lo, hi = min(flat), max(flat)
+    if zmid is not None:  # plotly ignores zmid once zmin/zmax are set: centre the range by hand
+        half = max(abs(lo - zmid), abs(hi - zmid))
+        lo, hi = zmid - half, zmid + half
     for j, name in enumerate(names, start=1):
         fig.add_trace(
             go.Heatmap(
                 z=[list(map(float, row)) for row in matrices[name]],
                 zmin=lo,
                 zmax=hi,
-                zmid=zmid,
                 colorscale="RdBu_r",
                 showscale=j == len(names),
             ),

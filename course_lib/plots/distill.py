@@ -117,8 +117,13 @@ def data_scaling(
     sizes: Sequence[int],
     curves: Mapping[str, Sequence[float]],
     title: str = "Student accuracy vs number of distilled traces",
+    baselines: Mapping[str, float] | None = None,
 ) -> go.Figure:
-    """Accuracy (in [0, 1]) against training-set size, one line per student kind; log x axis."""
+    """Accuracy (in [0, 1]) against training-set size, one line per student kind; log x axis.
+
+    ``baselines`` (name -> accuracy) are dotted horizontal lines named in the legend, not labelled
+    on the plot, where their text would sit on the curves' point labels.
+    """
     if not sizes:
         raise ValueError("sizes is empty; pass the dataset sizes you trained on.")
     fig = go.Figure()
@@ -138,6 +143,11 @@ def data_scaling(
                 line=dict(color=PALETTE[(j + 1) % len(PALETTE)], width=3),
             )
         )
+    for k, (name, acc) in enumerate((baselines or {}).items()):
+        fig.add_scatter(
+            x=[min(sizes), max(sizes)], y=[100 * acc] * 2, mode="lines", name=name,
+            line=dict(color="#777", dash=("dot", "dash", "dashdot")[k % 3], width=2),
+        )  # fmt: skip
     fig.update_layout(
         title=title,
         xaxis=dict(title="training examples (log scale)", type="log", tickvals=list(sizes)),
@@ -173,7 +183,7 @@ def loss_curves(
     fig.update_layout(
         title=title,
         xaxis_title="step",
-        yaxis=dict(title="loss (moving average)", type="log"),
+        yaxis=dict(title="loss (moving average)", type="log", dtick="D2"),  # 1, 2, 5: no crowding
         template="plotly_white",
         height=360,
     )
@@ -223,15 +233,21 @@ def examples_table(
     fig = go.Figure(
         go.Table(
             columnwidth=widths,
-            header=dict(values=[f"<b>{h}</b>" for h in header], align="left"),
+            header=dict(values=[f"<b>{h}</b>" for h in header], align="left", height=30),
             cells=dict(
-                values=columns, align="left", fill_color=fill, font=dict(family="monospace")
-            ),
+                values=columns,
+                align="left",
+                fill_color=fill,
+                font=dict(family="monospace"),
+                height=28,
+            ),  # fmt: skip
         )
     )
     fig.update_layout(
         title=title or None,
-        height=80 + 28 * len(rows),
+        # every row in view (no inner scrollbar): margins + header + rows, each row 28 px plus
+        # its 2 px of lines, a few pixels spare
+        height=(40 if title else 10) + 10 + 32 + 30 * len(rows) + 8,
         margin=dict(l=10, r=10, t=40 if title else 10, b=10),
     )
     return fig

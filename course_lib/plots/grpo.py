@@ -288,5 +288,10 @@ def advantage_bars(rewards: Sequence[float], scale: bool = True) -> go.Figure:
     )
     fig.add_trace(go.Bar(x=labels, y=list(rewards), marker_color="#1f77b4"), 1, 1)
     fig.add_trace(go.Bar(x=labels, y=adv, marker_color=colors), 1, 2)
-    fig.update_layout(showlegend=False, height=320)
+    right = sum(r > 0 for r in rewards)
+    fig.update_layout(
+        title=f"A group of G = {len(rewards)} answers, {right} rewarded, and the advantage of each",
+        showlegend=False,
+        height=320,
+    )
     return fig

@@ -22,11 +22,13 @@ def show_token(token: str) -> str:
     return html.escape(text) if text.strip() else (("␣" * len(text)) or "∅")
 
 
-def _grid(values: Sequence[float], per_row: int) -> list[list[float | None]]:
+def _grid(values: Sequence, per_row: int, fill=None) -> list[list]:
+    """``values`` in rows of ``per_row``; the last row padded with ``fill`` (no colour: None;
+    no text: "", which plotly would otherwise print as "null")."""
     rows = []
     for start in range(0, len(values), per_row):
         row = list(values[start : start + per_row])
-        rows.append(row + [None] * (per_row - len(row)))
+        rows.append(row + [fill] * (per_row - len(row)))
     return rows
 
 
@@ -61,8 +63,8 @@ def token_confidence_figure(
     fig = go.Figure(
         go.Heatmap(
             z=_grid(probs, per_row),
-            text=_grid(labels, per_row),
-            customdata=_grid(hovers, per_row),
+            text=_grid(labels, per_row, fill=""),
+            customdata=_grid(hovers, per_row, fill=""),
             texttemplate="%{text}",
             hovertemplate="%{customdata}<extra></extra>",
             colorscale=_PROB_SCALE,
@@ -127,8 +129,17 @@ def entropy_figure(
         title=title,
         xaxis_title="generated token",
         yaxis={"title": "entropy (nats)"},
-        yaxis2={"title": "p(token)", "overlaying": "y", "side": "right", "range": [0, 1]},
+        yaxis2={
+            "title": "p(token)",
+            "overlaying": "y",
+            "side": "right",
+            "range": [0, 1],
+            "tickvals": [0, 0.25, 0.5, 0.75, 1],
+            "showgrid": False,  # its own ticks, not y's grid
+        },
         height=380,
+        # above the plot: at the right, the legend sat on the p(token) axis' tick labels
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "left", "x": 0},
     )
     return fig
 
@@ -237,57 +248,97 @@ def logit_lens_figure(
     fig.update_xaxes(tickangle=-60, title="input token (each column predicts the next one)")
     fig.update_layout(
         title="Logit lens: what each layer would predict if the model stopped there",
-        height=200 + 22 * len(lens.layer_names),
+        # rows of 22 px for a real model's ~30 layers; taller when there are few (a stand-in)
+        height=200 + max(22, min(60, 600 // len(lens.layer_names))) * len(lens.layer_names),
     )
     return fig
 
 
+_UNITS = (("GB", 1e9, "1e9"), ("MB", 1e6, "1e6"), ("KB", 1e3, "1e3"))
+
+
+def _byte_unit(largest: float) -> tuple[str, float]:
+    """The largest unit the biggest value reaches one of, as (axis title, bytes per unit)."""
+    for name, size, power in _UNITS:
+        if largest >= size:
+            return f"{name} ({power} bytes)", size
+    return "bytes", 1.0
+
+
 def memory_figure(measured: Mapping[str, float], predicted: Mapping[str, float]) -> go.Figure:
-    """Bars in GB: what was measured next to what the sizing calculator predicted (both in bytes)."""
+    """Bars: what was measured next to what the sizing calculator predicted (both in bytes).
+
+    The unit follows the sizes (GB for a real distill, KB for the tiny stand-in), so the bars'
+    numbers never read 0.00.
+    """
+    unit, size = _byte_unit(max([*measured.values(), *predicted.values(), 0.0]))
     fig = go.Figure()
-    fig.add_trace(
-        go.Bar(
-            x=list(predicted),
-            y=[v / 1e9 for v in predicted.values()],
-            name="predicted (course_lib.sizing)",
-            texttemplate="%{y:.2f}",
+    for name, values in (("predicted (course_lib.sizing)", predicted), ("measured", measured)):
+        fig.add_trace(
+            go.Bar(
+                x=list(values),
+                y=[v / size for v in values.values()],
+                name=name,
+                texttemplate="%{y:.3g}",
+            )
         )
-    )
-    fig.add_trace(
-        go.Bar(
-            x=list(measured),
-            y=[v / 1e9 for v in measured.values()],
-            name="measured",
-            texttemplate="%{y:.3f}",
-        )
-    )
     fig.update_layout(
-        title="Weight memory: predicted vs measured", yaxis_title="GB (1e9 bytes)", height=380
+        title="Weight memory: predicted vs measured",
+        yaxis_title=unit,
+        height=380,
     )
     return fig
 
 
 def budget_figure(summary: Sequence[Mapping[str, float]], title: str | None = None) -> go.Figure:
-    """Accuracy vs thinking tokens actually used, one point per budget (``budget.budget_summary``)."""
+    """Accuracy vs thinking tokens actually used, one point per budget (``budget.budget_summary``),
+    with its confidence interval as error bars where the rows carry ``ci_low``/``ci_high``, and the
+    share of answers cut off by the token limit (counted apart from wrong ones) as a second line."""
     if not summary:
         raise ValueError("summary is empty; pass budget.budget_summary(results).")
     x = [row["mean_thinking_tokens"] for row in summary]
     y = [100 * row["accuracy"] for row in summary]
     labels = [f"budget {int(row['budget'])}" for row in summary]
+    has_ci = all("ci_low" in row and "ci_high" in row for row in summary)
+    error = None
+    if has_ci:
+        error = {
+            "type": "data",
+            "symmetric": False,
+            "array": [100 * (row["ci_high"] - row["accuracy"]) for row in summary],
+            "arrayminus": [100 * (row["accuracy"] - row["ci_low"]) for row in summary],
+        }
     fig = go.Figure(
         go.Scatter(
             x=x,
             y=y,
+            error_y=error,
             mode="lines+markers+text",
             text=labels,
             textposition="top center",
+            name="correct",
             hovertemplate="%{text}: %{x:.0f} thinking tokens, %{y:.0f}% correct<extra></extra>",
         )
     )
+    if all("cut off" in row for row in summary):
+        fig.add_scatter(
+            x=x,
+            y=[100 * row["cut off"] for row in summary],
+            mode="lines+markers",
+            name="no answer: cut off by the token limit",
+            line={"dash": "dot"},
+        )
+    n = summary[0].get("problems"), summary[0].get("samples")
+    sub = f" ({n[0]} problems x {n[1]} samples" if all(n) else ""
+    if sub and has_ci:
+        sub += f", {100 * summary[0].get('level', 0.95):.0f}% interval over problems"
     fig.update_layout(
-        title=title or "Thinking budget: accuracy vs thinking tokens",
+        title=(title or "Thinking budget: accuracy vs thinking tokens")
+        + (sub + ")" if sub else ""),
         xaxis_title="mean thinking tokens used",
-        yaxis={"title": "correct (%)", "range": [-5, 105]},
-        height=380,
+        yaxis={"title": "% of answers", "range": [-5, 105]},
+        height=430,
+        legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},
+        margin={"b": 110},
     )
     return fig

@@ -96,9 +96,12 @@ def max_over_mean_curves(
     for i, (name, (x, y)) in enumerate(curves.items()):
         fig.add_scatter(x=list(x), y=list(y), mode="lines", name=name,
                         line_color=PALETTE[i % len(PALETTE)])  # fmt: skip
-    fig.add_hline(y=1.0, line_dash="dot", line_color="grey", annotation_text="balanced")
+    # Labels at opposite ends and sides of their lines, so they never overlap, however close.
+    fig.add_hline(y=1.0, line_dash="dot", line_color="grey", annotation_text="balanced",
+                  annotation_position="bottom right")  # fmt: skip
     if target is not None:
-        fig.add_hline(y=target, line_dash="dash", line_color="black", annotation_text=f"{target}")
+        fig.add_hline(y=target, line_dash="dash", line_color="black",
+                      annotation_text=f"target {target:g}", annotation_position="top left")  # fmt: skip
     fig.update_layout(
         title=title, xaxis_title="training step", yaxis_title="max / mean", height=360
     )

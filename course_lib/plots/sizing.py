@@ -6,9 +6,12 @@ Pure builders: they take numbers (usually rows from ``course_lib.sizing``) and r
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
+
+from course_lib.plots.text import literal
 
 _PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#9D755D")
 
@@ -30,7 +33,9 @@ def training_cost_figure(rows: Sequence[Mapping], price_per_gpu_hour: float) -> 
         go.Bar(
             x=[r["stage"] for r in stages],
             y=[r["cost_usd"] / 1e6 for r in stages],
-            text=[f"${r['cost_usd'] / 1e6:,.3f}M<br>{r['gpu_hours']:,} GPU-h" for r in stages],
+            text=[
+                literal(f"${r['cost_usd'] / 1e6:,.3f}M<br>{r['gpu_hours']:,} GPU-h") for r in stages
+            ],
             textposition="auto",
             marker_color=_PALETTE[0],
             name="cost",
@@ -40,9 +45,30 @@ def training_cost_figure(rows: Sequence[Mapping], price_per_gpu_hour: float) -> 
     if total is not None:
         title += f": ${total['cost_usd'] / 1e6:,.3f}M for {total['gpu_hours']:,} H800 GPU-hours"
     fig.update_layout(
-        title=title, yaxis_title="cost (million $)", xaxis_title="stage [V3 Table 1]", height=380
+        title=literal(title),
+        yaxis_title=literal("cost (million $)"),
+        xaxis_title="stage [V3 Table 1]",
+        height=380,
     )
     return fig
+
+
+# A horizontal legend above the plot: below it, it would cover the slanted model names.
+_LEGEND_ON_TOP = dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0)
+
+
+def gpu_line(fig: go.Figure, gb: float, label: str, color: str, dash: str, log: bool) -> None:
+    """A horizontal line at ``gb`` with its label at the right end.
+
+    The label is placed by hand: on a log axis plotly expects an annotation's y in log10 units,
+    and ``add_hline(annotation_text=...)`` passes the raw value, which stretched the axis to
+    10^203 (a label "at 192" read as 10^192).
+    """
+    fig.add_hline(y=gb, line_dash=dash, line_color=color)
+    fig.add_annotation(
+        x=1, xref="paper", xanchor="right", y=math.log10(gb) if log else gb, yref="y",
+        yanchor="bottom", text=label, showarrow=False, bgcolor="rgba(255,255,255,0.7)",
+    )  # fmt: skip
 
 
 def memory_figure(
@@ -60,20 +86,14 @@ def memory_figure(
     )
     fig.add_bar(x=models, y=[r["kv_gb"] for r in rows], name="KV cache", marker_color=_PALETTE[1])
     for i, (name, gb) in enumerate(gpu_memory_gb.items()):
-        fig.add_hline(
-            y=gb,
-            line_dash="dash",
-            line_color=_PALETTE[(i + 2) % len(_PALETTE)],
-            annotation_text=f"{name} {gb:g} GB",
-            annotation_position="top left",
-        )
+        gpu_line(fig, gb, f"{name} {gb:g} GB", _PALETTE[(i + 2) % len(_PALETTE)], "dash", log=True)
     fig.update_layout(
         barmode="stack",
         title=title,
         yaxis_type="log",
         yaxis_title="GB (log scale)",
         height=450,
-        legend_orientation="h",
+        legend=_LEGEND_ON_TOP,
     )
     return fig
 
@@ -92,14 +112,74 @@ def bits_figure(rows: Sequence[Mapping], gpu_memory_gb: Mapping[str, float]) -> 
             marker_color=_PALETTE[i % len(_PALETTE)],
         )
     for name, gb in gpu_memory_gb.items():
-        fig.add_hline(y=gb, line_dash="dot", line_color="grey", annotation_text=f"{name} {gb:g} GB")
+        gpu_line(fig, gb, f"{name} {gb:g} GB", "grey", "dot", log=True)
     fig.update_layout(
         barmode="group",
         title="Weights + KV cache at 16, 8, 4 and ~1.58 bits per weight",
         yaxis_type="log",
         yaxis_title="GB (log scale)",
         height=450,
+        legend=_LEGEND_ON_TOP,
+    )
+    return fig
+
+
+def mixed_precision_figure(
+    bars: Mapping[str, Mapping[str, float]], file_gb: float, file_label: str
+) -> go.Figure:
+    """Stacked bars, one per estimate: {estimate: {part: GB}} (e.g. routed experts vs the rest),
+    with a dashed line at the size of the real files."""
+    if not bars:
+        raise ValueError("mixed_precision_figure: pass {estimate: {part: GB}}.")
+    parts = list(dict.fromkeys(p for parts in bars.values() for p in parts))
+    fig = go.Figure()
+    for i, part in enumerate(parts):
+        ys = [bars[b].get(part, 0.0) for b in bars]
+        fig.add_bar(
+            x=list(bars), y=ys, name=part, marker_color=_PALETTE[i % len(_PALETTE)],
+            text=[f"{y:,.1f}" for y in ys], textposition="inside",
+        )  # fmt: skip
+    fig.add_hline(
+        y=file_gb, line_dash="dash", line_color="black",
+        annotation_text=f"{file_label}: {file_gb:,.1f} GB", annotation_position="top left",
+    )  # fmt: skip
+    fig.update_layout(
+        barmode="stack",
+        title="DeepSeek-R1 in 'about 1.58 bits': one bit width for all, or bits by part",
+        yaxis_title="GB (1e9 bytes)",
+        height=420,
         legend_orientation="h",
+    )
+    return fig
+
+
+def roofline_figure(
+    points: Mapping[str, tuple[float, float]], peak_tflops: float, bandwidth_gbs: float, gpu: str
+) -> go.Figure:
+    """The roofline of one GPU on log axes, attainable TFLOP/s = min(peak, bandwidth x intensity),
+    with ``points`` {label: (FLOPs per byte, attained TFLOP/s)}."""
+    if not points:
+        raise ValueError("roofline_figure: pass {label: (intensity, tflops)}.")
+    ridge = peak_tflops * 1e12 / (bandwidth_gbs * 1e9)
+    xs = [v[0] for v in points.values()]
+    lo, hi = min(min(xs), ridge) / 2, max(max(xs), ridge) * 6  # room for the labels
+    fig = go.Figure()
+    fig.add_scatter(
+        x=[lo, ridge, hi], y=[bandwidth_gbs * 1e9 * lo / 1e12, peak_tflops, peak_tflops],
+        mode="lines", name=f"{gpu}: min(peak, bandwidth x intensity)", line_color="grey",
+    )  # fmt: skip
+    # labels below and right of points under the sloped roof, below the flat roof otherwise
+    where = ["bottom right" if x < ridge else "bottom center" for x in xs]
+    fig.add_scatter(
+        x=xs, y=[v[1] for v in points.values()], mode="markers+text", text=list(points),
+        textposition=where, name="passes", marker={"size": 10, "color": _PALETTE[1]},
+    )  # fmt: skip
+    fig.update_layout(
+        title=f"Roofline on a {gpu}: left of the ridge ({ridge:.0f} FLOPs/byte) memory sets the pace",
+        xaxis={"title": "arithmetic intensity (FLOPs per byte)", "type": "log"},
+        yaxis={"title": "attainable TFLOP/s", "type": "log"},
+        height=420,
+        showlegend=False,
     )
     return fig
 
@@ -177,23 +257,4 @@ def scores_figure(
     fig.update_layout(
         barmode="group", title="Reported pass@1 (%) [R1 Table 4]", yaxis_title="%", height=380
     )
-    return fig
-
-
-def table_figure(
-    header: Sequence[str], rows: Sequence[Sequence[object]], title: str = ""
-) -> go.Figure:
-    """A plotly table (renders in exported HTML too), e.g. the claims-vs-papers table."""
-    if not rows:
-        raise ValueError("table_figure: pass at least one row.")
-    if any(len(r) != len(header) for r in rows):
-        raise ValueError(f"every row needs {len(header)} cells, one per header entry.")
-    columns = [[str(r[j]) for r in rows] for j in range(len(header))]
-    fig = go.Figure(
-        go.Table(
-            header=dict(values=[f"<b>{h}</b>" for h in header], align="left", fill_color="#dfe7f2"),
-            cells=dict(values=columns, align="left", height=28),
-        )
-    )
-    fig.update_layout(title=title, height=120 + 95 * len(rows), margin=dict(l=10, r=10, t=40, b=10))
     return fig

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from course_lib import validate
 from course_lib.formats import THINK, THINK_END, Thought, split_thinking
 from course_lib.r1.loader import LoadedModel
-from course_lib.r1.models import oom_guard
+from course_lib.r1.models import generation_guard
 
 # Model card: temperature 0.5-0.7 (0.6 recommended), top-p 0.95, no system prompt.
 TEMPERATURE = 0.6
@@ -84,12 +85,18 @@ def math_question(problem: str) -> str:
 
 @dataclass
 class Completion:
-    """One generated reply with its token ids and its thinking/answer split."""
+    """One generated reply with its token ids and its thinking/answer split.
+
+    ``truncated``: the reply ran into ``max_new_tokens`` before the model ended it. Then an unclosed
+    thinking (``thought.finished`` False) or a missing ``\\boxed{}`` says nothing about what the model
+    would have answered: count it apart (:attr:`status`), never as a wrong answer.
+    """
 
     prompt: str
     prompt_ids: torch.Tensor  # (P,)
     completion_ids: torch.Tensor  # (C,), no padding, up to and including the end token if any
     text: str
+    truncated: bool = False
     thought: Thought = field(init=False)
     thinking_tokens: int = field(init=False)
 
@@ -105,6 +112,14 @@ class Completion:
     def answer(self) -> str:
         return self.thought.answer
 
+    @property
+    def status(self) -> str:
+        """ "complete", "cut off while thinking", "cut off while answering" or "ended while
+        thinking" (the model stopped without closing its thinking)."""
+        if self.truncated:
+            return "cut off while answering" if self.thought.finished else "cut off while thinking"
+        return "complete" if self.thought.finished else "ended while thinking"
+
 
 def _token_id(tokenizer, token: str) -> int | None:
     ids = tokenizer.encode(token, add_special_tokens=False)
@@ -118,7 +133,8 @@ def _make_completion(lm: LoadedModel, prompt: str, prompt_ids, new_ids) -> Compl
     if len(ends):
         new_ids = new_ids[: int(ends[0]) + 1]
     text = tok.decode(new_ids, skip_special_tokens=True)
-    c = Completion(prompt, prompt_ids.detach().cpu(), new_ids, text)
+    # No end token: generate stopped at max_new_tokens (padding only follows an end token).
+    c = Completion(prompt, prompt_ids.detach().cpu(), new_ids, text, truncated=not len(ends))
     close_id = _token_id(tok, THINK_END)
     if close_id is not None:
         hits = (new_ids == close_id).nonzero()
@@ -133,13 +149,12 @@ def sampling_kwargs(
     top_p: float = TOP_P,
 ) -> dict:
     """``generate`` arguments for the model card's sampling (greedy when temperature is 0)."""
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}; e.g. 512.")
-    if temperature < 0 or not 0 < top_p <= 1:
-        raise ValueError(
-            f"temperature {temperature} / top_p {top_p} out of range; the model card uses "
-            f"temperature={TEMPERATURE}, top_p={TOP_P}."
-        )
+    max_new_tokens = validate.number(
+        "max_new_tokens", max_new_tokens, "e.g. 512.", low=1, integer=True
+    )
+    card = f"the model card uses temperature={TEMPERATURE}, top_p={TOP_P} (0 is greedy)."
+    validate.number("temperature", temperature, card, low=0)
+    validate.number("top_p", top_p, card, low=0, high=1, low_open=True)
     tok = lm.tokenizer
     kw = {
         "max_new_tokens": int(max_new_tokens),
@@ -193,7 +208,7 @@ def stream(
 
     def work() -> None:
         try:
-            with torch.no_grad(), oom_guard("streaming a reply"):
+            with torch.no_grad(), generation_guard("streaming a reply"):
                 lm.model.generate(**enc, **kw, streamer=streamer)
         except BaseException as err:  # re-raised in the caller's thread below
             failure.append(err)
@@ -257,7 +272,7 @@ def sample(
     if n > 1 and not kw["do_sample"]:
         raise ValueError("n > 1 identical greedy answers make no sense; use temperature > 0.")
     torch.manual_seed(seed)
-    with torch.no_grad(), oom_guard(f"sampling {n} x {len(prompts)} completions"):
+    with torch.no_grad(), generation_guard(f"sampling {n} x {len(prompts)} completions"):
         out = lm.model.generate(**enc, **kw, num_return_sequences=n)  # (B*n, P+C)
     width = enc["input_ids"].shape[1]
     results: list[list[Completion]] = []
@@ -268,3 +283,62 @@ def sample(
             [_make_completion(lm, prompt, prompt_ids, out[b * n + j, width:]) for j in range(n)]
         )
     return results
+
+
+def status_counts(completions: Sequence[Completion]) -> dict[str, int]:
+    """How many completions ended each way (:attr:`Completion.status`), in a fixed order."""
+    order = (
+        "complete",
+        "cut off while answering",
+        "cut off while thinking",
+        "ended while thinking",
+    )
+    return {s: sum(c.status == s for c in completions) for s in order}
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Measured decoding: ``batch`` sequences of exactly ``new_tokens`` tokens each."""
+
+    batch: int
+    new_tokens: int
+    seconds: float
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Generated tokens per second, over the whole batch."""
+        return self.batch * self.new_tokens / self.seconds
+
+    @property
+    def seconds_per_step(self) -> float:
+        """One decoding step of the whole batch (prefill included, spread over the steps)."""
+        return self.seconds / self.new_tokens
+
+
+def decode_speed(
+    lm: LoadedModel, questions: Sequence[str], new_tokens: int = 64, warmup: bool = True
+) -> Speed:
+    """Time greedy ``generate`` of exactly ``new_tokens`` tokens for each of ``questions`` at once.
+
+    The end token is suppressed (``min_new_tokens``), so two loadings of the same model (NF4 and
+    16-bit, say) do the same work on the same prompts and their times compare. ``warmup`` runs a
+    short generation first (CUDA kernels, a static cache's compilation).
+    """
+    import time
+
+    prompts = [chat_prompt(lm.tokenizer, q).text for q in questions]
+    enc = _encode(lm, prompts)
+    kw = sampling_kwargs(lm, new_tokens, temperature=0)
+    kw["min_new_tokens"] = new_tokens
+    with torch.no_grad(), generation_guard("measuring the decoding speed"):
+        if warmup:
+            lm.model.generate(**enc, **{**kw, "max_new_tokens": 4, "min_new_tokens": 4})
+        if lm.device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        out = lm.model.generate(**enc, **kw)
+        if lm.device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+    assert out.shape[1] - enc["input_ids"].shape[1] == new_tokens
+    return Speed(len(prompts), new_tokens, seconds)

@@ -7,6 +7,10 @@ arithmetic of :mod:`course_lib.sizing`, refined for how bitsandbytes stores NF4 
 linear layers are quantised, the embeddings and LM head stay 16-bit), plus the KV cache and some
 headroom. A model that does not fit raises :class:`NotEnoughMemoryError` naming one that does.
 
+Units: every memory argument and result here is in **bytes**, as in :mod:`course_lib.sizing` (pass
+``torch.cuda.mem_get_info``'s numbers as they are; ``15 * sizing.GB`` for 15 GB). GB appear only in
+messages.
+
 Simplified: the headroom is a flat assumption, not a measurement of activations.
 """
 
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from course_lib import architectures, published, sizing
+from course_lib import architectures, published, sizing, validate
 
 # The one place the hub revisions are pinned (commit hashes of the deepseek-ai repos; a new upload
 # will not change what the course loads). Keys are course_lib.published.R1_MODELS names. (check: the
@@ -47,6 +51,10 @@ HEADROOM_BYTES = 0.8e9
 
 class NotEnoughMemoryError(RuntimeError):
     """The model (or a generation) does not fit in the free memory."""
+
+
+class NonFiniteLogitsError(RuntimeError):
+    """The model produced inf or NaN (fp16 overflow, reported for Qwen2 models), so sampling failed."""
 
 
 def resolve_model(model: str) -> str:
@@ -128,15 +136,22 @@ def estimate_memory(
     """Bytes ``load`` will need for ``arch`` (a course name or a ``architectures.TransformerConfig``).
 
     Quantised: bitsandbytes turns only the transformer blocks' linear layers into NF4
-    (``NF4_BITS`` each); the embedding and the LM head stay 16-bit. For the 1.5B model that is
-    most of the difference between the naive "1.78B × 4 bits" and what is measured.
+    (``NF4_BITS`` each); the embedding and the LM head stay in ``dtype_bits`` (16, or 32 when the
+    model computes in float32). For the 1.5B model that is most of the difference between the
+    naive "1.78B × 4 bits" and what is measured.
     """
     if isinstance(arch, str):
         arch = published.R1_MODELS[resolve_model(arch)].config
+    validate.number(
+        "dtype_bits", dtype_bits, "16 for bf16/fp16, 32 for float32.", low=1, high=32
+    )  # fmt: skip
+    validate.number("headroom", headroom, "bytes kept free, e.g. 0.8e9.", low=0)
     total = architectures.param_count(arch)
     embed = arch.vocab_size * arch.d_model * (1 if arch.tied_embeddings else 2)
     if quantized:
-        weights = sizing.weight_bytes(embed, 16) + sizing.weight_bytes(total - embed, NF4_BITS)
+        weights = sizing.weight_bytes(embed, dtype_bits) + sizing.weight_bytes(
+            total - embed, NF4_BITS
+        )
     else:
         weights = sizing.weight_bytes(total, dtype_bits)
     kv = sizing.kv_cache_bytes(arch, context_tokens)
@@ -153,11 +168,12 @@ def estimate_memory(
 def largest_that_fits(
     free_bytes: float, quantized: bool = True, context_tokens: int = 4096, dtype_bits: int = 16
 ) -> str | None:
-    """The largest supported distill whose estimate fits in ``free_bytes``, or None.
+    """The largest supported distill whose estimate fits in ``free_bytes`` (bytes), or None.
 
     Like ``sizing.largest_model_that_fits`` but with ``estimate_memory``'s refinements (16-bit
     embeddings, NF4 block scales, headroom), since this is what ``load`` will actually need.
     """
+    free_bytes = sizing.free_memory_bytes(free_bytes)
     by_size = sorted(SUPPORTED, key=lambda n: published.R1_MODELS[n].params_total, reverse=True)
     for name in by_size:
         if estimate_memory(name, quantized, context_tokens, dtype_bits).total <= free_bytes:
@@ -179,17 +195,45 @@ def free_memory(device: torch.device | str) -> float:
         return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-def check_memory(estimate: MemoryEstimate, free_bytes: float, quantized: bool, where: str) -> None:
-    """Raise NotEnoughMemoryError (naming the largest distill that fits) when it will not fit."""
+def check_memory(
+    estimate: MemoryEstimate,
+    free_bytes: float,
+    quantized: bool,
+    where: str,
+    path_from: str | None = None,
+    path: str | None = None,
+    context_tokens: int = 4096,
+    dtype_bits: int = 16,
+) -> None:
+    """Raise NotEnoughMemoryError (naming the largest distill that fits) when it will not fit.
+
+    ``path_from`` says where a local folder came from (``"path"``: the ``path=`` argument,
+    ``"env"``: ``COURSE_R1_PATH``; None: the hub), so the suggested fix is one that can work:
+    ``load(model=...)`` changes nothing while a folder is given. ``context_tokens`` and
+    ``dtype_bits`` are the ones the estimate used, so the suggested distill fits the same way.
+    """
+    free_bytes = sizing.free_memory_bytes(free_bytes)
     if estimate.total <= free_bytes:
         return
-    best = largest_that_fits(free_bytes, quantized)
-    hint = (
-        f"load(model={best!r}) fits"
-        if best
-        else "no supported distill fits; free memory (restart the runtime) or use a larger GPU "
-        "(Colab: Runtime > Change runtime type > T4 GPU)"
-    )
+    best = largest_that_fits(free_bytes, quantized, context_tokens, dtype_bits)
+    if not best:
+        hint = (
+            "no supported distill fits; free memory (restart the runtime) or use a larger GPU "
+            "(Colab: Runtime > Change runtime type > T4 GPU)"
+        )
+    elif path_from == "env":
+        hint = (
+            f"{best} fits, but COURSE_R1_PATH={path} overrides load(model=...): point "
+            f"COURSE_R1_PATH at a copy of {best}, or unset it (del os.environ['COURSE_R1_PATH']) "
+            f"and call load(model={best!r})"
+        )
+    elif path_from == "path":
+        hint = (
+            f"{best} fits: pass path= a folder holding {best}, or drop path= and call "
+            f"load(model={best!r}) to download it"
+        )
+    else:
+        hint = f"load(model={best!r}) fits"
     raise NotEnoughMemoryError(
         f"{estimate.name} needs about {estimate.total / 1e9:.1f} GB on {where} "
         f"({estimate.weights / 1e9:.1f} GB weights + {estimate.kv_cache / 1e9:.1f} GB KV cache + "
@@ -212,3 +256,34 @@ def oom_guard(what: str):
             "(smaller n / max_new_tokens), load a smaller distill "
             f"(r1.models.largest_that_fits(r1.models.free_memory('cuda'))), or restart the runtime to free the GPU."
         ) from err
+
+
+def _is_nonfinite_sampling_error(err: BaseException) -> bool:
+    """torch.multinomial's complaint when the probabilities hold inf or NaN (what fp16 overflow in the
+    model gives), as raised inside ``generate``."""
+    text = str(err)
+    return "probability tensor contains" in text or ("inf" in text and "nan" in text)
+
+
+@contextmanager
+def generation_guard(what: str):
+    """``oom_guard``, and inf/NaN in the logits turned into a NonFiniteLogitsError that says what to do.
+
+    In fp16 (the only 16-bit type a T4 computes in) a large activation can overflow to inf, and the
+    softmax then gives NaN; sampling refuses such probabilities. ``loader.load`` checks one forward
+    pass after loading in fp16 and falls back to float32 if it is not finite; this catches what that
+    check could not see (a longer or different input).
+    """
+    with oom_guard(what):
+        try:
+            yield
+        except RuntimeError as err:
+            if isinstance(err, NotEnoughMemoryError) or not _is_nonfinite_sampling_error(err):
+                raise
+            raise NonFiniteLogitsError(
+                f"The model's next-token probabilities held inf or NaN while {what}: 16-bit "
+                "arithmetic overflowed (fp16 can hold numbers up to 65,504; Qwen2 models are reported "
+                "to exceed that). Fix: reload in float32, load(..., dtype='fp32') (on a T4 the 1.5B "
+                "distill fits: about 7 GB; in NF4 this only changes the compute dtype), or on a GPU "
+                "with bfloat16 (Ampere or newer) use dtype='bf16'."
+            ) from err

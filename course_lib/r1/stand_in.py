@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from course_lib import runtime, validate
+from course_lib.architectures import TransformerConfig
 from course_lib.data import Batch, sft_rows_from_ids
 from course_lib.formats import THINK, THINK_END
 from course_lib.r1.chat import TEMPERATURE, TOP_P, chat_prompt, math_question
@@ -86,6 +88,39 @@ def _stand_in_tokenizer(vocab_size: int, opens_think: bool):
     return tok
 
 
+def shape_of(like: str | TransformerConfig) -> TransformerConfig:
+    """The architecture a stand-in copies: a supported distill's name (its base's config) or a
+    ``TransformerConfig``. Only Qwen2-shaped ones (biases on q, k, v) can be copied."""
+    from course_lib import published
+    from course_lib.r1.models import resolve_model
+
+    cfg = (
+        like
+        if isinstance(like, TransformerConfig)
+        else published.R1_MODELS[resolve_model(like)].config
+    )
+    if not cfg.qkv_bias or cfg.attention != "gqa":
+        raise ValueError(
+            f"{cfg.name} is not Qwen2-shaped (GQA with q/k/v biases); the stand-in is a Qwen2 model. "
+            "Use a Qwen distill, e.g. like='R1-Distill-Qwen-1.5B'."
+        )
+    return cfg
+
+
+def qwen2_dims(shape: TransformerConfig) -> dict:
+    """The size fields of a transformers ``Qwen2Config`` for ``shape`` (the one mapping from the
+    course's config names to transformers', used here and by ``benchmarks/real_model.py``)."""
+    return dict(
+        vocab_size=shape.vocab_size,
+        hidden_size=shape.d_model,
+        intermediate_size=shape.d_ff,
+        num_hidden_layers=shape.n_layers,
+        num_attention_heads=shape.n_heads,
+        num_key_value_heads=shape.n_kv_heads,
+        head_dim=shape.head_dim,
+    )
+
+
 def build(
     path: str | os.PathLike,
     opens_think: bool = True,
@@ -96,22 +131,44 @@ def build(
     vocab_size: int = 400,
     train_steps: int = 0,
     seed: int = 0,
+    overwrite: bool = False,
+    like: str | TransformerConfig | None = None,
 ) -> Path:
-    """Write a tiny random Qwen2 model + byte-level BPE tokenizer in R1's chat format to ``path``.
+    """Write a random Qwen2 model + byte-level BPE tokenizer in R1's chat format to ``path``.
 
+    By default the model is tiny (``hidden``, ``layers``, ...). ``like="R1-Distill-Qwen-1.5B"`` gives
+    it that distill's exact shape instead (random weights, saved in bfloat16: 3.6 GB for the 1.5B),
+    so memory and speed can be measured on a GPU without downloading anything; its embedding has the
+    real vocabulary's rows, of which the small tokenizer uses the first few hundred.
     ``loader.load(path=...)`` then runs the real loading code on it. ``train_steps > 0`` fits it
     briefly to R1-style traces of the course's math problems (:func:`fit_format`), so its replies
     have R1's *shape*; it still cannot do math. Deterministic given ``seed``.
+
+    ``path`` must be a new or empty folder: a folder that already holds files (a model you
+    downloaded, an earlier stand-in) is refused unless ``overwrite=True``. For a folder that
+    disappears on its own, build into ``tempfile.TemporaryDirectory()`` (notebook 05 does).
     """
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    if hidden % heads or heads % kv_heads:
-        raise ValueError("hidden must divide by heads and heads by kv_heads, e.g. 64/4/2.")
+    for name, value, low in (("hidden", hidden, 2), ("layers", layers, 1), ("heads", heads, 1),
+                             ("kv_heads", kv_heads, 1), ("vocab_size", vocab_size, 300),
+                             ("train_steps", train_steps, 0), ("seed", seed, 0)):  # fmt: skip
+        validate.number(name, value, f"e.g. the default {name}.", low=low, integer=True)
     folder = Path(path).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} is a file; pass a folder for the stand-in.")
+    existing = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    if existing and not overwrite:
+        shown = ", ".join(existing[:4]) + (", ..." if len(existing) > 4 else "")
+        raise FileExistsError(
+            f"{folder} already holds files ({shown}); the stand-in would overwrite them. Fix: "
+            "pass an empty or new folder (e.g. tempfile.TemporaryDirectory().name), or "
+            "overwrite=True to replace what is there."
+        )
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     tok = _stand_in_tokenizer(vocab_size, opens_think)
-    cfg = Qwen2Config(
+    dims = dict(
         vocab_size=len(tok),
         hidden_size=hidden,
         intermediate_size=hidden * 3,
@@ -119,6 +176,19 @@ def build(
         num_attention_heads=heads,
         num_key_value_heads=kv_heads,
         max_position_embeddings=2048,
+    )
+    name, dtype = "R1 stand-in (tiny random Qwen2)", torch.float32
+    if like is not None:
+        shape = shape_of(like)
+        dims.update(qwen2_dims(shape), max_position_embeddings=32_768)
+        dims["vocab_size"] = max(len(tok), shape.vocab_size)
+        name, dtype = f"R1 stand-in (random weights in the shape of {shape.name})", torch.bfloat16
+    if dims["hidden_size"] % dims["num_attention_heads"] or (
+        dims["num_attention_heads"] % dims["num_key_value_heads"]
+    ):
+        raise ValueError("hidden must divide by heads and heads by kv_heads, e.g. 64/4/2.")
+    cfg = Qwen2Config(
+        **dims,
         rope_theta=10_000.0,
         rms_norm_eps=1e-6,
         tie_word_embeddings=False,
@@ -126,16 +196,20 @@ def build(
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
     )
-    model = Qwen2ForCausalLM(cfg)
+    # A full-size stand-in initialises far faster on a GPU, where there is one.
+    where = "cuda" if like is not None and torch.cuda.is_available() else "cpu"
+    with torch.device(where):
+        model = Qwen2ForCausalLM(cfg)
     if train_steps > 0:
         fit_format(model, tok, train_steps, seed)
     model.generation_config.do_sample = True
     model.generation_config.temperature = TEMPERATURE
     model.generation_config.top_p = TOP_P
-    model.save_pretrained(folder, safe_serialization=True)
+    with runtime.quiet_progress_bars():  # no "Writing model shards" bar left on screen
+        model.to(dtype).save_pretrained(folder, safe_serialization=True)
     tok.save_pretrained(folder)
     marker = {
-        "name": "R1 stand-in (tiny random Qwen2)",
+        "name": name,
         "opens_think": opens_think,
         "train_steps": train_steps,
         "seed": seed,

@@ -3,7 +3,8 @@ RoPE dim, context, batch and dtype drive bars for MHA/GQA/MQA/MLA and for real m
 
 Every number comes from ``course_lib.architectures`` ([V2 Table 1] formulas); this module only wires
 controls to those functions and to ``course_lib.plots.attention``. Built with
-``ipywidgets.interactive_output`` and plain plotly figures (no ``go.FigureWidget``).
+:func:`course_lib.widgets.base.live_view` and plain plotly figures (no ``go.FigureWidget``); the
+dashboard carries its own static copy for pages where widgets cannot render.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import html
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
-from IPython.display import HTML, display
 
 from course_lib import architectures
 from course_lib.plots import attention as plots
+from course_lib.widgets.base import Dashboard, live_view
 
 DTYPES: dict[str, float] = {"fp32": 4, "bf16": 2, "fp8": 1}
 CONTEXT_OPTIONS: tuple[int, ...] = tuple(2**k for k in range(10, 18))  # 1K ... 128K tokens
@@ -118,6 +119,11 @@ def calculator_summary(**params) -> str:
     return f"<p><b>MLA</b> caches {plots.human_bytes(mla)}; " + ", ".join(parts) + ".</p>"
 
 
+def divisors(n: int) -> list[int]:
+    """The KV-head counts GQA allows with ``n`` query heads: those that divide ``n``."""
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
 def kv_cache_calculator(
     n_layers: int = 61,
     n_heads: int = 128,
@@ -128,14 +134,18 @@ def kv_cache_calculator(
     context_tokens: int = 32768,
     batch: int = 1,
     dtype: str = "bf16",
-) -> widgets.VBox:
+) -> Dashboard:
     """Sliders above live bars (defaults: DeepSeek-V3's sizes [V3 §2.1]).
 
-    The returned box carries ``.controls`` (name -> widget) and ``.figures`` (the latest figures).
+    The KV-head choice offers only the divisors of the head count (GQA shares each K/V head
+    within an equal group), and follows it when the head count moves. The returned dashboard
+    carries ``.controls`` (name -> widget) and ``.figures`` (the latest summary and figures).
     """
     if context_tokens not in CONTEXT_OPTIONS:
         raise ValueError(f"context_tokens={context_tokens!r}; pick one of {CONTEXT_OPTIONS}.")
     _bytes_per_element(dtype)
+    if n_heads % n_kv_heads:
+        raise ValueError(f"n_kv_heads={n_kv_heads} must divide n_heads={n_heads}.")
     style = {"description_width": "130px"}
     layout = widgets.Layout(width="400px")
 
@@ -149,7 +159,10 @@ def kv_cache_calculator(
         "n_layers": slider(n_layers, 1, 128, 1, "layers (l)"),
         "n_heads": slider(n_heads, 1, 128, 1, "heads (n_h)"),
         "head_dim": slider(head_dim, 16, 256, 16, "head dim (d_h)"),
-        "n_kv_heads": slider(n_kv_heads, 1, 128, 1, "KV heads (n_g)"),
+        "n_kv_heads": widgets.Dropdown(
+            options=divisors(n_heads), value=n_kv_heads, description="KV heads (n_g)",
+            style=style, layout=layout,
+        ),
         "kv_lora_rank": slider(kv_lora_rank, 32, 2048, 32, "latent (d_c)"),
         "qk_rope_head_dim": slider(qk_rope_head_dim, 16, 256, 16, "RoPE dim (d_h^R)"),
         "context_tokens": widgets.SelectionSlider(
@@ -161,33 +174,18 @@ def kv_cache_calculator(
             options=list(DTYPES), value=dtype, description="dtype", style=style, layout=layout
         ),
     }  # fmt: skip
-    latest: dict[str, go.Figure] = {}
+    kv = controls["n_kv_heads"]
 
-    def show(**params) -> None:
-        try:
-            figs = calculator_figures(**params)
-        except ValueError as err:  # e.g. KV heads that do not divide the heads
-            display(HTML(f"<p style='color:#b25d00'>{html.escape(str(err))}</p>"))
-            return
-        latest.clear()
-        latest.update(figs)
-        display(HTML(calculator_summary(**params)))
-        for fig in figs.values():
-            display(fig)
+    def follow_heads(change) -> None:  # registered before the redraw, so it runs first
+        allowed = divisors(change["new"])
+        keep = max(d for d in allowed if d <= kv.value)
+        kv.options = allowed
+        kv.value = keep
 
-    out = widgets.interactive_output(show, controls)
+    controls["n_heads"].observe(follow_heads, names="value")
+
+    def draw(**params) -> dict:
+        return {"summary": calculator_summary(**params), **calculator_figures(**params)}
+
     names = list(controls)
-    box = widgets.VBox(
-        [
-            widgets.HBox(
-                [
-                    widgets.VBox([controls[n] for n in names[:5]]),
-                    widgets.VBox([controls[n] for n in names[5:]]),
-                ]
-            ),
-            out,
-        ]
-    )
-    box.controls = controls
-    box.figures = latest
-    return box
+    return live_view(draw, controls, columns=[names[:5], names[5:]])

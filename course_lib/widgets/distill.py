@@ -1,7 +1,7 @@
 """Interactive views for notebook 03 (distillation), composed from :mod:`course_lib.plots.distill`.
 
-Each returns an ``ipywidgets`` container; the notebook also shows one static figure next to it so
-exported HTML (no kernel) still has the picture.
+Each returns a :class:`course_lib.widgets.base.Dashboard`, which carries its own static figure
+for exported HTML (no kernel), so the notebook shows it once.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def soft_target_viewer(
     distillation passes on and sequence-level distillation (R1's recipe) does not.
     """
     import ipywidgets as W
-    from IPython.display import display
+
+    from course_lib.widgets.base import live_view
 
     teacher_logits = torch.as_tensor(teacher_logits)
     student_logits = torch.as_tensor(student_logits)
@@ -64,22 +65,15 @@ def soft_target_viewer(
         continuous_update=False,
         readout_format=".2f",
     )
-    out = W.Output()
 
-    def draw(position: int, temperature: float) -> None:
-        out.clear_output(wait=True)
-        with out:
-            title = f"after …{_position_label(context, position)!r}"
-            display(
-                plots.next_token_distributions(
-                    teacher_logits[position],
-                    student_logits[position],
-                    vocab,
-                    temperature,
-                    top_k,
-                    title,
-                )
+    def draw(position: int, temperature: float) -> list:
+        title = f"after …{_position_label(context, position)!r}"
+        return [
+            plots.next_token_distributions(
+                teacher_logits[position], student_logits[position], vocab, temperature, top_k, title
             )
+        ]
 
-    controls = W.interactive(draw, position=pos_w, temperature=temp_w)  # draws once at once
-    return W.VBox([W.HBox(controls.children[:2]), out])
+    return live_view(
+        draw, {"position": pos_w, "temperature": temp_w}, columns=[["position"], ["temperature"]]
+    )

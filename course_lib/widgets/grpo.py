@@ -5,8 +5,10 @@
   GRPO (÷ std) vs Dr. GRPO (no std).
 - :class:`LiveCurves`: a training callback that redraws the curves in place every few steps.
 
-Built with ``ipywidgets.interactive``, ``Output`` and IPython display handles (no
-``go.FigureWidget``), so they render in JupyterLab, Colab and VS Code. Nothing is displayed on import.
+Built with :mod:`course_lib.widgets.base` (``ipywidgets`` controls, ``Output`` and IPython display
+handles carrying plotly's own display data; no ``go.FigureWidget``), so they render in JupyterLab,
+Colab and VS Code, and each explorer carries its static figure for pages without widgets.
+Nothing is displayed on import.
 """
 
 from __future__ import annotations
@@ -18,50 +20,65 @@ from IPython.display import display
 
 from course_lib.plots import grpo as plots
 from course_lib.runtime import in_notebook_kernel
+from course_lib.widgets.base import Dashboard, live_view, replace_output
+
+_STYLE = {"description_width": "100px"}  # room for "advantage A" and "# correct"
 
 
-def clip_explorer(epsilon: float = 0.2, advantage: float = 1.0) -> W.Widget:
+def clip_explorer(epsilon: float = 0.2, advantage: float = 1.0) -> Dashboard:
     """Sliders for ε and A over :func:`course_lib.plots.grpo.surrogate_plot`."""
-
-    def show(epsilon: float, advantage: float) -> None:
-        display(plots.surrogate_plot(epsilon, advantage))
-
-    return W.interactive(
-        show,
-        epsilon=W.FloatSlider(value=epsilon, min=0.05, max=0.5, step=0.05, description="ε"),
-        advantage=W.FloatSlider(
-            value=advantage, min=-2.0, max=2.0, step=0.25, description="advantage A"
+    controls = {
+        "epsilon": W.FloatSlider(
+            value=epsilon, min=0.05, max=0.5, step=0.05, description="ε", style=_STYLE
         ),
+        "advantage": W.FloatSlider(
+            value=advantage, min=-2.0, max=2.0, step=0.25, description="advantage A", style=_STYLE
+        ),
+    }
+    return live_view(
+        lambda epsilon, advantage: [plots.surrogate_plot(epsilon, advantage)], controls
     )
 
 
-def group_explorer(group_size: int = 8, n_correct: int = 2) -> W.Widget:
+def group_explorer(group_size: int = 8, n_correct: int = 2) -> Dashboard:
     """Pick G and how many completions were right; see the advantages GRPO and Dr. GRPO give."""
+    controls = {
+        "group_size": W.IntSlider(value=group_size, min=2, max=16, description="G", style=_STYLE),
+        "n_correct": W.IntSlider(
+            value=n_correct, min=0, max=16, description="# correct", style=_STYLE
+        ),
+        "divide_by_std": W.Checkbox(value=True, description="÷ std (GRPO)"),
+    }
 
-    def show(group_size: int, n_correct: int, divide_by_std: bool) -> None:
+    def draw(group_size: int, n_correct: int, divide_by_std: bool) -> list:
         n_correct = min(n_correct, group_size)
         rewards = [1.0] * n_correct + [0.0] * (group_size - n_correct)
-        display(plots.advantage_bars(rewards, scale=divide_by_std))
+        return [plots.advantage_bars(rewards, scale=divide_by_std)]
 
-    return W.interactive(
-        show,
-        group_size=W.IntSlider(value=group_size, min=2, max=16, description="G"),
-        n_correct=W.IntSlider(value=n_correct, min=0, max=16, description="# correct"),
-        divide_by_std=W.Checkbox(value=True, description="÷ std (GRPO)"),
-    )
+    return live_view(draw, controls)
 
 
 class LiveCurves:
     """A training callback: every ``every`` steps, redraw the training curves in place.
 
-    Use ``trainer.train(steps, callback=LiveCurves())``: the first draw displays the figure, later
-    draws update that same display (an IPython display handle, which JupyterLab, Colab, VS Code and
-    nbclient all support). After training, show ``plots.training_curves(trainer.history)`` once
-    more as a static figure. Outside a notebook kernel it only keeps ``figure`` up to date.
+    Use ``trainer.train(steps, callback=LiveCurves())``. The first draw displays one output, an
+    ``ipywidgets.Output`` inside a :class:`~course_lib.widgets.base.Dashboard`; later draws replace
+    the figure inside it, and the last step always draws. When training ends the display is
+    updated once more, so the final figure is also its static copy (an HTML export, a page
+    without widgets). With ``output=`` it draws into that ``Output`` instead (a panel's own).
+    Outside a notebook kernel it only keeps ``figure`` up to date.
+
+    Why an Output widget and not a display handle with the figure: JupyterLab's plotly renderer
+    ignores updates to a figure it has drawn, and ``Figure._ipython_display_`` ignores display ids,
+    so either way the page kept the first figure or piled new ones below it.
     """
 
     def __init__(
-        self, every: int = 10, panels: Sequence[str] | None = None, title: str = "GRPO, live"
+        self,
+        every: int = 10,
+        panels: Sequence[str] | None = None,
+        title: str = "GRPO, live",
+        output: W.Output | None = None,
     ) -> None:
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}.")
@@ -72,33 +89,45 @@ class LiveCurves:
             else ("reward_mean", "accuracy", "kl", "clip_fraction", "length", "format")
         )
         self.title = title
+        self.output = output
         self.figure = None  # the latest figure drawn
         self.draws = 0
+        self._view: Dashboard | None = None
         self._handle = None
 
     def __call__(self, trainer, metrics: Mapping) -> None:
         step = metrics.get("step", 0)
-        if step % self.every and not metrics.get("last", False):
+        last = bool(metrics.get("last", False))
+        if step % self.every and not last:
             return
         fig = plots.training_curves(
             trainer.history, self.panels, title=f"{self.title} (step {step})"
         )
         self.figure, self.draws = fig, self.draws + 1
+        if self.output is not None:
+            replace_output(self.output, [fig])
+            return
         if not in_notebook_kernel():
             return
-        if self._handle is None:
-            self._handle = display(fig, display_id=True)
+        if self._view is None:
+            out = W.Output()
+            replace_output(out, [fig])
+            self._view = Dashboard([out], static=lambda: [self.figure])
+            self._view.output = out
+            self._handle = display(self._view, display_id=True)
         else:
-            self._handle.update(fig)
+            replace_output(self._view.output, [fig])
+        if last:  # the finished run: its figure becomes the static copy as well
+            self._handle.update(self._view)
 
 
 class ExperimentPanel:
     """Sliders for G, β, ε and the learning rate, and a button that runs a short GRPO from the base.
 
     ``make_trainer(config) -> GRPOTrainer`` builds a trainer on a fresh copy of the base model;
-    the panel fills a :class:`course_lib.grpo_trainer.GRPOConfig` from the sliders and trains ``steps``
-    steps, drawing the curves live. ``panel.run()`` does the same without a click (and returns
-    the trainer), for scripts and tests. Show it with ``display(panel.widget)``.
+    the panel fills a :class:`course_lib.grpo_trainer.GRPOConfig` from the sliders and trains
+    ``steps`` steps, the curves redrawn in place below. ``panel.run()`` does the same without a
+    click (and returns the trainer), for scripts and tests. Show it with ``display(panel.widget)``.
     """
 
     def __init__(self, make_trainer, base_config, steps: int = 30) -> None:
@@ -116,7 +145,14 @@ class ExperimentPanel:
         self.steps = W.IntSlider(value=steps, min=5, max=200, step=5, description="steps")
         self.button = W.Button(description="train", button_style="primary")
         self.output = W.Output()
+        self.figure = None  # the curves of the last run
         self.button.on_click(lambda _: self.run())
+
+        def beta_in_use(_=None) -> None:  # β = 0 switches the β slider off
+            self.beta.disabled = self.beta_off.value
+
+        self.beta_off.observe(beta_in_use, names="value")
+        beta_in_use()
         controls = W.VBox(
             [
                 W.HBox([self.g, self.eps]),
@@ -125,7 +161,9 @@ class ExperimentPanel:
                 self.button,
             ]
         )
-        self.widget = W.VBox([controls, self.output])
+        self.widget = Dashboard(
+            [controls, self.output], static=lambda: [self.figure] if self.figure else []
+        )
 
     def config(self):
         """The GRPOConfig the sliders describe."""
@@ -140,9 +178,12 @@ class ExperimentPanel:
         )
 
     def run(self):
-        trainer = self.make_trainer(self.config())
-        live = LiveCurves(every=max(1, self.steps.value // 6), title="your run")
-        self.output.clear_output()
-        with self.output:
-            trainer.train(self.steps.value, callback=live, progress=False)
+        cfg = self.config()
+        trainer = self.make_trainer(cfg)
+        title = (
+            f"your run: G={cfg.group_size}, β={cfg.beta:.3g}, ε={cfg.epsilon:.2f}, lr={cfg.lr:.2g}"
+        )
+        live = LiveCurves(every=max(1, self.steps.value // 6), title=title, output=self.output)
+        trainer.train(self.steps.value, callback=live, progress=False)
+        self.figure = live.figure
         return trainer

@@ -2,18 +2,20 @@
 retrain a small TinySeek, and see the expert loads and domain usage update.
 
 Built from ipywidgets controls, a Train button and an ``Output`` (no FigureWidget), figures from
-:mod:`course_lib.plots.moe`.
+:mod:`course_lib.plots.moe`. Before the first click it shows a run the notebook already trained,
+which is also its static copy for pages where widgets cannot render.
 """
 
 from __future__ import annotations
 
 import ipywidgets as W
 import plotly.graph_objects as go
-from IPython.display import display
+from IPython.display import HTML, display
 
 from course_lib.model import TinySeekConfig
 from course_lib.moe_lab import LabData, MoERun, moe_config, run_variant
 from course_lib.plots import moe as plots
+from course_lib.widgets.base import Dashboard, note, replace_output
 
 
 def run_figures(run: MoERun, domain_names) -> list[go.Figure]:
@@ -52,13 +54,21 @@ def playground_config(
 
 
 def balancing_playground(
-    data: LabData, steps: int = 60, base: TinySeekConfig | None = None
-) -> W.Widget:
-    """Controls + a Train button; each click trains one variant for ``steps`` steps and redraws."""
+    data: LabData,
+    steps: int = 60,
+    base: TinySeekConfig | None = None,
+    initial: MoERun | None = None,
+) -> Dashboard:
+    """Controls + a Train button; each click trains one variant for ``steps`` steps and redraws.
+
+    ``initial`` (a run trained earlier) is shown until the first click. Only the strength that
+    the chosen balancing uses can be moved: gamma for the bias, alpha for the auxiliary loss.
+    """
     style = {"description_width": "110px"}
+    wide = W.Layout(width="360px")
     balance = W.Dropdown(options=[("no balancing", "none"), ("auxiliary loss (alpha)", "aux_loss"),
                                   ("aux-loss-free bias (gamma)", "aux_free")],
-                         value="aux_free", description="balancing", style=style)  # fmt: skip
+                         value="aux_free", description="balancing", style=style, layout=wide)  # fmt: skip
     activated = W.IntSlider(value=2, min=1, max=4, description="top-k", style=style)
     n_exp = W.Dropdown(options=[4, 8, 16], value=8, description="routed experts", style=style)
     shared = W.Checkbox(value=True, description="shared expert", style=style)
@@ -68,20 +78,37 @@ def balancing_playground(
                              readout_format=".4f", style=style)  # fmt: skip
     button = W.Button(description=f"Train {steps} steps", button_style="primary", icon="play")
     out = W.Output()
+    shown: list[go.Figure] = list(run_figures(initial, data.domain_names)) if initial else []
+    replace_output(out, shown)
+
+    def only_the_used_strength(_=None) -> None:
+        gamma.disabled = balance.value != "aux_free"
+        alpha.disabled = balance.value != "aux_loss"
 
     def on_click(_=None):
+        # Everything inside the Output's capture: the progress bar while it trains, then the
+        # figures in its place (a closed progress bar must not linger as a dead widget).
         with out:
             out.clear_output(wait=True)
             try:
                 cfg = playground_config(balance.value, activated.value, n_exp.value, shared.value,
                                         gamma.value, alpha.value, base)  # fmt: skip
             except ValueError as err:
-                print(err)
+                display(HTML(note(str(err))))
                 return
-            run = run_variant(balance.value, cfg, data, steps, progress=True)
-            for fig in run_figures(run, data.domain_names):
+            run = run_variant(balance.label, cfg, data, steps, progress=True)
+            shown[:] = run_figures(run, data.domain_names)
+            out.clear_output(wait=True)
+            for fig in shown:
                 display(fig)
 
+    balance.observe(only_the_used_strength, names="value")
+    only_the_used_strength()
     button.on_click(on_click)
     controls = W.VBox([balance, activated, n_exp, shared, gamma, alpha, button])
-    return W.VBox([controls, out])
+    box = Dashboard([controls, out], static=lambda: list(shown))
+    box.button, box.output = button, out
+    box.controls = {"balancing": balance, "n_activated_experts": activated,
+                    "n_routed_experts": n_exp, "shared": shared, "gamma": gamma,
+                    "alpha": alpha}  # fmt: skip
+    return box

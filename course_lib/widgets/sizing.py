@@ -1,8 +1,9 @@
 """Dashboard for notebook 00: GPU price, bits per weight, context length and GPU choice drive the
 cost, memory and decode-speed figures of ``course_lib.plots.sizing``.
 
-Built with ``ipywidgets.interactive_output`` (works in JupyterLab 4, Colab and VS Code); the figures
-are plain plotly figures displayed into an ``Output``, so nothing here depends on ``go.FigureWidget``.
+Built with :func:`course_lib.widgets.base.live_view` (works in JupyterLab 4, Colab and VS Code):
+plain plotly figures shown in an ``Output``, nothing depends on ``go.FigureWidget``. The dashboard
+carries its own static copy for pages where widgets cannot render.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import html
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
-from IPython.display import HTML, display
 
 from course_lib import published, sizing
 from course_lib.plots import sizing as plots
+from course_lib.widgets.base import Dashboard, live_view
 
 BITS_OPTIONS: tuple[float, ...] = (1.58, 2, 3, 4, 5, 6, 8, 16)
 CONTEXT_OPTIONS: tuple[int, ...] = tuple(2**k for k in range(10, 18))  # 1K ... 128K tokens
@@ -63,18 +64,19 @@ def sizing_dashboard(
     bits: float = 4,
     context_tokens: int = 4096,
     gpu: str = "RTX 4090",
-) -> widgets.VBox:
+) -> Dashboard:
     """Controls for GPU price, bits per weight, context length and GPU, above live figures.
 
-    The returned box carries ``.controls`` (name -> widget) and ``.figures`` (the latest figures).
+    The returned dashboard carries ``.controls`` (name -> widget) and ``.figures`` (the latest
+    summary and figures, by name: ``summary``, ``cost``, ``memory``, ``decode``).
     """
     if bits not in BITS_OPTIONS:
         raise ValueError(f"bits={bits!r} is not offered; pick one of {BITS_OPTIONS}.")
     if context_tokens not in CONTEXT_OPTIONS:
         raise ValueError(f"context_tokens={context_tokens!r}; pick one of {CONTEXT_OPTIONS}.")
     sizing.get_gpu(gpu)  # validates the name
-    style = {"description_width": "150px"}
-    layout = widgets.Layout(width="440px")
+    style = {"description_width": "130px"}
+    layout = widgets.Layout(width="400px")
     controls = {
         "price_per_gpu_hour": widgets.FloatSlider(
             value=price_per_gpu_hour, min=0.5, max=6.0, step=0.25, description="GPU $ / hour",
@@ -92,28 +94,10 @@ def sizing_dashboard(
             options=list(published.GPUS), value=gpu, description="GPU", style=style, layout=layout
         ),
     }  # fmt: skip
-    latest: dict[str, go.Figure] = {}
 
-    def show(price_per_gpu_hour: float, bits: float, context_tokens: int, gpu: str) -> None:
+    def draw(price_per_gpu_hour: float, bits: float, context_tokens: int, gpu: str) -> dict:
+        summary = dashboard_summary(price_per_gpu_hour, bits, context_tokens, gpu)
         figs = dashboard_figures(price_per_gpu_hour, bits, context_tokens, gpu)
-        latest.clear()
-        latest.update(figs)
-        display(HTML(dashboard_summary(price_per_gpu_hour, bits, context_tokens, gpu)))
-        for fig in figs.values():
-            display(fig)
+        return {"summary": summary, **figs}
 
-    out = widgets.interactive_output(show, controls)
-    box = widgets.VBox(
-        [
-            widgets.HBox(
-                [
-                    widgets.VBox(list(controls.values())[:2]),
-                    widgets.VBox(list(controls.values())[2:]),
-                ]
-            ),
-            out,
-        ]
-    )
-    box.controls = controls
-    box.figures = latest
-    return box
+    return live_view(draw, controls, columns=[list(controls)[:2], list(controls)[2:]])
