@@ -37,7 +37,7 @@ def test_stage_table_formats_every_metric_and_marks_the_missing_ones():
     table = plots.stage_table(PATHS)
     assert table.count("<tr>") == 4  # header + three stages
     assert (
-        "<td>R1-Zero</td><td>base</td><td>30%</td><td>90%</td><td>50%</td><td>20.5</td><td>-</td>"
+        "<td style='white-space:nowrap'>R1-Zero</td><td>base</td><td>30%</td><td>90%</td><td>50%</td><td>20.5</td><td>-</td>"
         in table
     )
     assert "<td>25%</td><td>12%</td>" in table  # other accuracy, helpfulness (12.5% rounds to even)
@@ -60,6 +60,7 @@ def test_accuracy_by_length_draws_each_length_with_its_count():
     assert list(fig.data[0].x) == [14, 15]
     assert list(fig.data[0].y) == [0.5, pytest.approx(2 / 3)]
     assert list(fig.data[0].customdata) == [2, 3]
+    assert list(fig.data[0].text) == ["1/2", "2/3"] and fig.data[0].textposition == "outside"
     for bad in ({}, {14: (3, 2)}, {14: (0, 0)}):
         with pytest.raises(ValueError, match="right, samples"):
             plots.accuracy_by_length(bad)

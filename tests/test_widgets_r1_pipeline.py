@@ -15,12 +15,23 @@ SAMPLES = {
 
 def test_stage_browser_redraws_on_the_dropdown():
     view = widgets.stage_browser(SAMPLES)
-    pick, html = view.children
+    pick = view.controls["stage"]
     assert list(pick.options) == ["base", "R1"] and pick.value == "base"
-    assert html.value == plots.traces_table(SAMPLES["base"])
+    assert view.figures[0] == plots.traces_table(SAMPLES["base"])
     pick.value = "R1"
-    assert html.value == plots.traces_table(SAMPLES["R1"]) and "47+85=" in html.value
-    assert widgets.stage_browser(SAMPLES, start="R1").children[1].value == html.value
+    (shown,) = view.output.outputs  # one table, replaced, not appended below the first
+    assert (
+        shown["data"]["text/html"] == plots.traces_table(SAMPLES["R1"])
+        and "47+85=" in view.figures[0]
+    )
+    assert widgets.stage_browser(SAMPLES, start="R1").figures[0] == view.figures[0]
+
+
+def test_stage_browser_is_one_output_with_its_static_copy():
+    """Exported without a kernel, the page still shows the picked stage's table (and only it)."""
+    data = widgets.stage_browser(SAMPLES, start="R1")._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert data["text/html"] == plots.traces_table(SAMPLES["R1"])
 
 
 def test_stage_browser_refuses_what_it_cannot_show():

@@ -136,14 +136,14 @@ def accuracy_by_length(counts: Mapping[int, tuple[int, int]]) -> go.Figure:
             "pass {thinking length: (right, samples)} with 0 <= right <= samples, samples >= 1."
         )
     xs = sorted(counts)
-    fig = go.Figure(go.Bar(
-        x=xs, y=[counts[x][0] / counts[x][1] for x in xs], text=[f"n={counts[x][1]}" for x in xs],
-        customdata=[counts[x][1] for x in xs], marker_color=_COLORS[0],
+    fig = go.Figure(go.Bar(  # "right/samples" above each bar, so a bar of height 0 shows its count too
+        x=xs, y=[counts[x][0] / counts[x][1] for x in xs], text=[f"{counts[x][0]}/{counts[x][1]}" for x in xs],
+        textposition="outside", cliponaxis=False, customdata=[counts[x][1] for x in xs], marker_color=_COLORS[0],
         hovertemplate="%{x} tokens of thinking<br>accuracy %{y:.0%}<br>%{customdata} samples<extra></extra>",
     ))  # fmt: skip
     fig.update_xaxes(title="thinking length (tokens)", dtick=1)
-    fig.update_yaxes(title="accuracy", range=[0, 1.05], tickformat=".0%")
-    fig.update_layout(title="the base model: accuracy by thinking length", height=340)
+    fig.update_yaxes(title="accuracy", range=[0, 1.12], tickformat=".0%")
+    fig.update_layout(title="the base model: accuracy by thinking length (right / samples)", height=340)
     return fig
 
 
@@ -209,7 +209,7 @@ def stage_table(paths: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
                 v = numbers.get(key)
                 cells.append("-" if v is None else (f"{v:.0%}" if unit == "%" else f"{v:.1f}"))
             rows.append(
-                f"<tr><td>{html.escape(path)}</td><td>{html.escape(stage)}</td>"
+                f"<tr><td style='white-space:nowrap'>{html.escape(path)}</td><td>{html.escape(stage)}</td>"
                 + "".join(f"<td>{c}</td>" for c in cells)
                 + "</tr>"
             )

@@ -1,8 +1,8 @@
 """Notebook 06's trace browser: pick a stage of the pipeline and read what its model writes, the
 thinking's words coloured by language (:func:`course_lib.plots.r1_pipeline.traces_table`).
 
-An ``ipywidgets`` dropdown and an ``HTML`` view; the notebook also shows one stage's table as static
-HTML, so exported notebooks (no kernel) still have it.
+A :class:`course_lib.widgets.base.Dashboard` (one output): a dropdown over the picked stage's
+table, and that table as its static copy, so a notebook exported without a kernel still shows it.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from collections.abc import Mapping, Sequence
 import ipywidgets as W
 
 from course_lib.plots import r1_pipeline as plots
+from course_lib.widgets.base import Dashboard, live_view
 
 
 def stage_browser(
     samples: Mapping[str, Sequence[tuple[str, str, str]]], start: str | None = None
-) -> W.VBox:
+) -> Dashboard:
     """A dropdown of stages over the table of their samples.
 
     ``samples`` maps a stage's name to (question, completion, question's language) rows; the
@@ -28,10 +29,4 @@ def stage_browser(
     if start is not None and start not in samples:
         raise ValueError(f"start={start!r} is not a stage; choose from {names}.")
     pick = W.Dropdown(options=names, value=start or names[0], description="stage")
-    view = W.HTML(plots.traces_table(samples[pick.value]))
-
-    def redraw(change) -> None:
-        view.value = plots.traces_table(samples[change["new"]])
-
-    pick.observe(redraw, names="value")
-    return W.VBox([pick, view])
+    return live_view(lambda stage: [plots.traces_table(samples[stage])], {"stage": pick})

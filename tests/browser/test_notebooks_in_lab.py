@@ -11,6 +11,7 @@ import re
 
 import pytest
 
+from tests.browser.dom_checks import _overlap
 from tests.browser.lab import ROOT
 
 NAMES = [p.stem for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
@@ -91,3 +92,28 @@ def test_live_grpo_curves_end_at_the_last_step(visit):
     ]
     assert len(live) == 1 and trained, (live, trained)
     assert live == trained[:1], f"the live figure shows step {live[0]}, training ran {trained[0]}"
+
+
+def test_06_r1_pipeline_printouts_fit_and_figure_text_stays_apart(visit):
+    """Notebook 06 prints a line of numbers per stage and draws three-panel comparisons: each
+    printed line fits the page without wrapping (100 characters; the shots wrap at about 105),
+    and no two texts of a figure (panel titles, bar labels) touch. (The generic rule allows a
+    30% overlap; the stage comparison's panel titles overlapped by less and were unreadable.)"""
+    v = visit("06_r1_pipeline")
+    assert not v.error, v.error
+    long = [
+        (o["cell"], line)
+        for o in v.report["outputs"]
+        if o["mime"] == "application/vnd.jupyter.stdout"
+        for line in o["text"].splitlines()
+        if len(line) > 100
+    ]
+    assert not long, long
+    touching = [
+        (f["title"], ta, tb)
+        for f in v.report["figures"]
+        for i, (ta, a) in enumerate(f["labels"])
+        for tb, b in f["labels"][i + 1 :]
+        if _overlap(a, b) > 0
+    ]
+    assert not touching, touching
