@@ -26,9 +26,10 @@ The teacher's samples come from :func:`course_lib.sampling.sample` and every mod
 :func:`course_lib.sampling.evaluate`.
 
 Simplified against the paper: one toy task (arithmetic with step-by-step traces) instead of 600K
-reasoning + 200K non-reasoning samples; the filter checks answer and format only (R1 also dropped
-chains of thought with mixed languages, long paragraphs or code blocks); students are trained from
-scratch rather than from a pretrained base model.
+reasoning + 200K non-reasoning samples; the filter checks answer and format, and readability only
+when given a rule (R1 also dropped chains of thought with mixed languages, long paragraphs or code
+blocks; notebook 06 passes a language rule); notebook 03's students are trained from scratch
+rather than from a pretrained base model.
 """
 
 from __future__ import annotations
@@ -182,18 +183,27 @@ class Verdict:
     answer: str  # the reference answer
     format_ok: bool
     answer_ok: bool
+    readable_ok: bool = True  # only judged when the filter is given a readability rule
 
     @property
     def kept(self) -> bool:
-        return self.format_ok and self.answer_ok
+        return self.format_ok and self.answer_ok and self.readable_ok
 
     @property
     def reason(self) -> str:
+        """``"kept"``, or what failed, e.g. ``"bad format and wrong answer"``."""
         if self.kept:
             return "kept"
-        if not self.format_ok and not self.answer_ok:
-            return "bad format and wrong answer"
-        return "bad format" if not self.format_ok else "wrong answer"
+        failed = [
+            name
+            for name, ok in (
+                ("bad format", self.format_ok),
+                ("wrong answer", self.answer_ok),
+                ("unreadable", self.readable_ok),
+            )
+            if not ok
+        ]
+        return " and ".join(failed)
 
 
 @dataclass
@@ -217,10 +227,11 @@ class FilterReport:
         return len(self.kept) / len(self.verdicts)
 
     def counts(self) -> dict[str, int]:
-        """How many completions fell in each bucket of :attr:`Verdict.reason`."""
+        """How many completions fell in each bucket of :attr:`Verdict.reason` (the four answer and
+        format buckets always; buckets with "unreadable" when some completion was judged so)."""
         out = {"kept": 0, "wrong answer": 0, "bad format": 0, "bad format and wrong answer": 0}
         for v in self.verdicts:
-            out[v.reason] += 1
+            out[v.reason] = out.get(v.reason, 0) + 1
         return out
 
     def __str__(self) -> str:
@@ -236,13 +247,17 @@ def rejection_filter(
     completions: Sequence[str],
     answers: Sequence[str],
     check: Callable[[str, str], bool] | None = None,
+    readable: Callable[[str, str], bool] | None = None,
 ) -> FilterReport:
-    """Judge each teacher completion: keep it only if its format is valid AND its answer is right.
+    """Judge each teacher completion: keep it only if its format is valid AND its answer is right
+    (AND, given ``readable``, it is readable).
 
     ``check(completion, answer) -> bool`` decides correctness; by default
-    :func:`course_lib.formats.check_answer` (exact match of the last ``<answer>`` content). Returns a :class:`FilterReport` whose
-    ``kept_fraction`` is the share that survives -- R1 reports keeping only correct samples for its
-    reasoning SFT data ([R1] §2.3.3).
+    :func:`course_lib.formats.check_answer` (exact match of the last ``<answer>`` content).
+    ``readable(prompt, completion) -> bool`` is R1's extra filter: it "filtered out chains-of-thought
+    with mixed languages, long paragraphs, and code blocks" ([R1] §2.3.3; notebook 06 passes a
+    language-consistency rule). Returns a :class:`FilterReport` whose ``kept_fraction`` is the share
+    that survives -- R1 kept only correct samples for its reasoning SFT data ([R1] §2.3.3).
     """
     if not (len(prompts) == len(completions) == len(answers)):
         raise ValueError(
@@ -251,9 +266,12 @@ def rejection_filter(
         )
     check = check or check_answer
     verdicts = [
-        Verdict(p, c, a, format_ok=is_well_formed(c), answer_ok=bool(check(c, a)))
+        Verdict(
+            p, c, a, format_ok=is_well_formed(c), answer_ok=bool(check(c, a)),
+            readable_ok=True if readable is None else bool(readable(p, c)),
+        )
         for p, c, a in zip(prompts, completions, answers)
-    ]
+    ]  # fmt: skip
     return FilterReport(verdicts)
 
 
@@ -324,6 +342,8 @@ def train_on(
     kd_weight: float = 0.5,
     seed: int = 0,
     warmup_steps: int = 20,
+    eval_fn: Callable | None = None,
+    eval_every: int = 0,
     progress: bool = True,
     desc: str = "student",
 ) -> History:
@@ -334,7 +354,8 @@ def train_on(
     and the loss is :func:`distillation_loss` (logit KD at ``temperature`` mixed with the hard loss
     by ``kd_weight``). The loop is :func:`course_lib.train.train` (linear warm-up, cosine to 10%,
     gradient clipping at 1); batches are drawn with a generator seeded with ``seed``, so runs
-    repeat exactly. Each history row holds ``step``, ``loss``, ``ce`` (the hard part) and ``lr``.
+    repeat exactly. Each history row holds ``step``, ``loss``, ``ce`` (the hard part) and ``lr``,
+    and every ``eval_every`` steps (and after the last) the metrics ``eval_fn(model)`` returns.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}.")
@@ -360,6 +381,8 @@ def train_on(
         loss_fn,
         lr=lr,
         warmup_steps=warmup_steps,
+        eval_fn=eval_fn,
+        eval_every=eval_every,
         desc=desc,
         progress=progress,
     )

@@ -325,6 +325,7 @@ class GRPOTrainer:
             "truncated": float(ro.truncated.float().mean()),
             "time_s": self.elapsed,
             **stats,
+            **{f"reward/{name}": float(v.mean()) for name, v in ro.reward_parts.items()},
         }
         if self.sample_every and (self.step_count - 1) % self.sample_every == 0:
             self.samples.append(

@@ -13,8 +13,8 @@ Simplified: the whole batch decodes until every row has written ``<eos>`` (no co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -150,6 +150,8 @@ class EvalResult:
     format_rate: float  # share of well-formed completions (formats.is_well_formed)
     completions: list[str]
     correct: list[bool]
+    mean_length: float = 0.0  # completion tokens per completion (with its <eos>), over all samples
+    scores: dict[str, float] = field(default_factory=dict)  # each extra score's mean, all samples
 
 
 def evaluate(
@@ -162,11 +164,14 @@ def evaluate(
     samples: int = 1,
     seed: int = 0,
     batch_size: int = 256,
+    scores: Mapping[str, Callable[[str, str, str], float]] | None = None,
 ) -> EvalResult:
     """Score ``model`` on ``examples`` (objects with ``.prompt`` and ``.answer``).
 
     ``temperature=0`` decodes greedily. With ``temperature > 0`` the accuracy is pass@1 averaged
-    over ``samples`` samples per problem, sample ``k`` seeded with ``seed + k``.
+    over ``samples`` samples per problem, sample ``k`` seeded with ``seed + k``. ``scores`` adds
+    named scores ``fn(prompt, completion, answer) -> float`` (a reward function fits), each
+    averaged over every sample into ``EvalResult.scores``.
     """
     if not examples:
         raise ValueError("evaluate needs at least one example, e.g. tasks.arithmetic(100, seed=3).")
@@ -175,16 +180,25 @@ def evaluate(
     if temperature == 0 and samples != 1:
         raise ValueError(f"samples={samples}: use 1 for greedy decoding, or >= 1 when sampling.")
     prompts = [e.prompt for e in examples]
+    scores = dict(scores or {})
     first: tuple[list[str], list[bool]] | None = None
-    n_right = n_format = 0
+    n_right = n_format = n_tokens = 0
+    sums = dict.fromkeys(scores, 0.0)
     for k in range(samples):
-        texts = sample(
+        out = sample(
             model, tokenizer, prompts, 1, max_new_tokens, temperature, top_p,
             seed=seed + k, batch_size=batch_size,
-        ).texts  # fmt: skip
+        )  # fmt: skip
+        texts = out.texts
         correct = [check_answer(t, e.answer) for t, e in zip(texts, examples)]
         n_right += sum(correct)
         n_format += sum(is_well_formed(t) for t in texts)
+        n_tokens += int(out.mask.sum())
+        for name, fn in scores.items():
+            sums[name] += sum(float(fn(e.prompt, t, e.answer)) for e, t in zip(examples, texts))
         first = first or (texts, correct)
     total = samples * len(examples)
-    return EvalResult(n_right / total, n_format / total, first[0], first[1])
+    return EvalResult(
+        n_right / total, n_format / total, first[0], first[1], n_tokens / total,
+        {name: value / total for name, value in sums.items()},
+    )  # fmt: skip

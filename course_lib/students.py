@@ -86,6 +86,7 @@ def pretrain_base(
     lr: float = 3e-3,
     seed: int = 0,
     progress: bool = True,
+    desc: str = "pre-train base",
 ) -> History:
     """Pre-train ``model`` on the corpus: next-token loss on each student's text (not the prompt),
     with the course's SFT rows (:func:`course_lib.data.sft_rows`) and loop (:func:`course_lib.train.train`)."""
@@ -97,6 +98,6 @@ def pretrain_base(
         rows.batches(batch_size, seed),
         steps,
         lr=lr,
-        desc="pre-train base",
+        desc=desc,
         progress=progress,
     )

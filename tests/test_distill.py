@@ -213,6 +213,18 @@ def test_rejection_filter_keeps_only_correct_and_well_formed():
     # a custom checker is honoured
     lenient = distill.rejection_filter(prompts, completions, answers, check=lambda c, a: True)
     assert lenient.kept_fraction == pytest.approx(3 / 5)
+    # a readability rule (R1 dropped mixed-language traces) rejects on top of answer and format
+    no_nine = distill.rejection_filter(
+        prompts, completions, answers, readable=lambda p, c: not p.startswith("9")
+    )
+    assert [v.kept for v in no_nine.verdicts] == [True, False, False, False, False]
+    assert no_nine.verdicts[4].reason == "unreadable"
+    assert no_nine.counts() == {
+        "kept": 1, "wrong answer": 1, "bad format": 1, "bad format and wrong answer": 1,
+        "unreadable": 1,
+    }  # fmt: skip
+    both = distill.rejection_filter(["9+1="], [completions[1]], ["10"], readable=lambda p, c: False)
+    assert both.verdicts[0].reason == "wrong answer and unreadable"
 
 
 def test_rejection_filter_refuses_mismatched_lengths():

@@ -76,6 +76,8 @@ def test_grpo_raises_a_simple_reward_and_the_clip_engages():
     last = sum(r["reward_mean"] for r in tr.history[-3:]) / 3
     assert last > first + 0.3, (first, last)
     assert max(r["clip_fraction"] for r in tr.history) > 0
+    # each named reward's batch mean is recorded: here the only reward, so it is the total
+    assert [r["reward/a"] for r in tr.history] == pytest.approx([r["reward_mean"] for r in tr.history])
     assert tr.samples and tr.samples[0]["step"] == 1
     assert tr.history[-1]["last"] is True
 

@@ -104,6 +104,17 @@ def test_evaluate_averages_pass_at_1_over_samples():
         evaluate(_tiny(), TOK, [], 6)
 
 
+def test_evaluate_averages_extra_scores_and_length_over_every_sample():
+    exs = [tasks.Example(f"{a}+1=", "", str(a + 1), "arithmetic") for a in range(2)]
+    first = ["<think>a</think><answer>1</answer>", "<answer>0</answer>"]
+    second = ["<think>ab</think><answer>1</answer>", "<think>b</think><answer>2</answer>"]
+    thinks = {"thinks": lambda p, c, a: float(c.startswith("<think>"))}
+    res = evaluate(Scripted(first + second), TOK, exs, 40, 1.0, samples=2, scores=thinks)
+    assert res.scores == {"thinks": pytest.approx(3 / 4)}  # not the first sample's 1/2
+    lengths = [len(TOK.encode(t, add_eos=True)) for t in first + second]
+    assert res.mean_length == pytest.approx(sum(lengths) / 4)
+
+
 def test_sample_and_evaluate_refuse_bad_settings():
     tok, model = default_tokenizer(), TinySeek(TinySeekConfig(d_model=16, n_heads=2, d_ff=32))
     for kwargs, needle in [

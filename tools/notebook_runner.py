@@ -59,6 +59,7 @@ BUDGETS = {
     "03_distillation": (60, 300),
     "04_grpo": (90, 360),
     "05_real_r1_distill": (90, None),
+    "06_r1_pipeline": (90, 480),
 }
 
 # A cell normally waits a few milliseconds beyond the kernel's own time for it; 10 s is a stall.

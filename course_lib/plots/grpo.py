@@ -224,7 +224,12 @@ def compare_runs(
         "eval_format": "held-out strict format",
     }
     names.update(
-        {"naive_format": "naive format reward", "reward_mean": "reward (what the policy is paid)"}
+        {
+            "naive_format": "naive format reward",
+            "reward_mean": "reward (what the policy is paid)",
+            "reward/language": "language consistency (train rollouts)",
+            "accuracy": "accuracy (train rollouts)",  # no held-out curve here, unlike training_curves
+        }
     )
     fig = make_subplots(
         rows=1, cols=len(metrics), subplot_titles=[names.get(m, m) for m in metrics]
@@ -246,7 +251,10 @@ def compare_runs(
                 col=i + 1,
             )
             fig.update_xaxes(title_text="step", row=1, col=i + 1)
-    fig.update_layout(title=title, height=360)
+    # the legend below the panels, so three panels get the full width and their titles stay apart
+    fig.update_layout(
+        title=title, height=400, legend=dict(orientation="h", yanchor="top", y=-0.3, x=0)
+    )
     return fig
 
 

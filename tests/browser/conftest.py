@@ -80,14 +80,17 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def lab(tmp_path_factory):
     server = LabServer(tmp_path_factory.mktemp("lab")).start()
     yield server
     server.stop()
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API runs an asyncio loop in this thread until it stops, so it
+# must stop when the browser tests end; left running, every later asyncio.run() in the same
+# pytest session fails ("cannot be called from a running event loop").
+@pytest.fixture(scope="package")
 def browser(chromium_path):
     from playwright.sync_api import sync_playwright
 
@@ -104,7 +107,7 @@ def _notebook_hashes() -> dict[Path, str]:
     }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def visit(chromium_path, lab, browser):
     """``visit(name)``: the notebook's :class:`Visit`, made on first use and cached."""
     before = _notebook_hashes()

@@ -11,6 +11,7 @@ import re
 
 import pytest
 
+from tests.browser.dom_checks import _overlap
 from tests.browser.lab import ROOT
 
 NAMES = [p.stem for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
@@ -129,6 +130,8 @@ def test_grpo_loss_and_step_by_hand_show_they_match_the_library(visit):
     assert ratios == {"grpo": "4", "dapo": "1", "dr_grpo": "1"}, ratios
     gap = re.search(r"largest weight difference to GRPOTrainer\.step: (\S+)", text)
     assert gap and float(gap.group(1)) < 1e-6, gap and gap.group(0)
+
+
 def test_moe_notebook_shows_the_written_out_layer_the_collapse_and_the_sweep(visit):
     """Notebook 01 as the learner sees it: the forward pass and the training step they read are
     checked equal to the library on the page, the collapsing router leaves idle experts, the
@@ -168,3 +171,28 @@ def test_mla_notebook_shows_the_matched_caches_and_its_four_exercises(visit):
     diff = re.search(r"max \|diff\| = (\S+) \(outputs", text)
     assert diff and float(diff.group(1)) < 1e-5, diff
     assert text.count("Not yet") >= 4
+
+
+def test_06_r1_pipeline_printouts_fit_and_figure_text_stays_apart(visit):
+    """Notebook 06 prints a line of numbers per stage and draws three-panel comparisons: each
+    printed line fits the page without wrapping (100 characters; the shots wrap at about 105),
+    and no two texts of a figure (panel titles, bar labels) touch. (The generic rule allows a
+    30% overlap; the stage comparison's panel titles overlapped by less and were unreadable.)"""
+    v = visit("06_r1_pipeline")
+    assert not v.error, v.error
+    long = [
+        (o["cell"], line)
+        for o in v.report["outputs"]
+        if o["mime"] == "application/vnd.jupyter.stdout"
+        for line in o["text"].splitlines()
+        if len(line) > 100
+    ]
+    assert not long, long
+    touching = [
+        (f["title"], ta, tb)
+        for f in v.report["figures"]
+        for i, (ta, a) in enumerate(f["labels"])
+        for tb, b in f["labels"][i + 1 :]
+        if _overlap(a, b) > 0
+    ]
+    assert not touching, touching
