@@ -20,11 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
+import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.notebook_seeds import mean_sd, merge  # noqa: E402
+
 OUT = ROOT / "docs" / "benchmarks_data" / "mla_quality.json"
 STEPS, LR, EVAL_EVERY = 1200, 3e-3, 100
 PAIRS = (  # (A, B): B - A per seed
@@ -56,11 +60,6 @@ def run_all(seeds: list[int], variants: list[str], steps: int = STEPS) -> dict:
                 runs=runs)  # fmt: skip
 
 
-def _ms(values: list[float], fmt: str = ".3f") -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):{fmt}} ± {sd:{fmt.lstrip('+')}}"
-
-
 def _late_change(curve: list[list[float]]) -> float:
     """Relative drop of the validation loss over the last 20% of the steps (how flat the end is)."""
     steps, losses = curve
@@ -85,8 +84,8 @@ def format_markdown(result: dict) -> str:
         rows = [by[(name, s)] for s in result["seeds"]]
         lines.append(
             f"| {name} | {rows[0]['cache_per_token']} | {rows[0]['params']:,} | "
-            f"{_ms([r['val_loss'] for r in rows])} | "
-            f"{_ms([100 * _late_change(r['val_curve']) for r in rows], '.1f')}% |"
+            f"{mean_sd([r['val_loss'] for r in rows])} | "
+            f"{mean_sd([100 * _late_change(r['val_curve']) for r in rows], '.1f')}% |"
         )
     lines += ["", "| paired comparison | B − A val loss, mean ± sd | seeds where B is lower |",
               "|---|---|---|"]  # fmt: skip
@@ -94,18 +93,9 @@ def format_markdown(result: dict) -> str:
         if a in result["variants"] and b in result["variants"]:
             d = [by[(b, s)]["val_loss"] - by[(a, s)]["val_loss"] for s in result["seeds"]]
             lines.append(
-                f"| A = {a}, B = {b} | {_ms(d, '+.4f')} | {sum(x < 0 for x in d)} of {n} |"
+                f"| A = {a}, B = {b} | {mean_sd(d, '+.4f')} | {sum(x < 0 for x in d)} of {n} |"
             )
     return "\n".join(lines)
-
-
-def merge(old: dict, new: dict) -> dict:
-    """``old`` extended by the runs of ``new``'s seeds (same settings; the seeds must be new)."""
-    same = ("steps", "lr") + (("variants",) if "variants" in old else ("batch", "n_train"))
-    if any(old[k] != new[k] for k in same) or set(old["seeds"]) & set(new["seeds"]):
-        raise ValueError("merge needs the same settings and only new seeds.")
-    return old | dict(seeds=old["seeds"] + new["seeds"], runs=old["runs"] + new["runs"],
-                      total_seconds=old["total_seconds"] + new["total_seconds"])  # fmt: skip
 
 
 def main() -> None:

@@ -19,10 +19,15 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.notebook_seeds import mean_sd, merge  # noqa: E402
+
 OUT = ROOT / "docs" / "benchmarks_data" / "moe_balance.json"
 STEPS, BATCH, N_TRAIN, LR = 300, 32, 6000, 3e-3
 
@@ -105,12 +110,6 @@ def balance_stats(end_loads: list[list[float]], dead_below: float = 0.01) -> dic
     )  # fmt: skip
 
 
-def _ms(values: list[float], fmt: str = ".3f") -> str:
-    """'mean ± sd' (sample sd over seeds)."""
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):{fmt}} ± {sd:{fmt.lstrip('+')}}"
-
-
 def summary(result: dict) -> dict:
     """{setting: {variant: {"val_loss": [...], "max_vio": [...], ...}}}, one value per seed."""
     out: dict = {}
@@ -164,12 +163,12 @@ def format_markdown(result: dict) -> str:
         ]
         for variant, c in cells[setting].items():
             if "max_vio" not in c:
-                lines.append(f"| {variant} | {_ms(c['val_loss'])} | – | – | – | – |")
+                lines.append(f"| {variant} | {mean_sd(c['val_loss'])} | – | – | – | – |")
                 continue
             lines.append(
-                f"| {variant} | {_ms(c['val_loss'])} | {_ms(c['max_over_mean'], '.2f')} | "
-                f"{_ms(c['max_vio'], '.2f')} | {_ms(c['min_share'], '.3f')} | "
-                f"{_ms(c['dead'], '.1f')} |"
+                f"| {variant} | {mean_sd(c['val_loss'])} | {mean_sd(c['max_over_mean'], '.2f')} | "
+                f"{mean_sd(c['max_vio'], '.2f')} | {mean_sd(c['min_share'], '.3f')} | "
+                f"{mean_sd(c['dead'], '.1f')} |"
             )
         lines.append("")
     lines += ["| paired comparison | B − A val loss, mean ± sd | seeds where B is lower |",
@@ -177,18 +176,9 @@ def format_markdown(result: dict) -> str:
     for setting, a, b in PAIRS:
         d = paired(result, setting, a, b)
         lines.append(
-            f"| {setting}: A = {a}, B = {b} | {_ms(d, '+.4f')} | {sum(x < 0 for x in d)} of {n} |"
+            f"| {setting}: A = {a}, B = {b} | {mean_sd(d, '+.4f')} | {sum(x < 0 for x in d)} of {n} |"
         )
     return "\n".join(lines)
-
-
-def merge(old: dict, new: dict) -> dict:
-    """``old`` extended by the runs of ``new``'s seeds (same settings; the seeds must be new)."""
-    same = ("steps", "lr") + (("variants",) if "variants" in old else ("batch", "n_train"))
-    if any(old[k] != new[k] for k in same) or set(old["seeds"]) & set(new["seeds"]):
-        raise ValueError("merge needs the same settings and only new seeds.")
-    return old | dict(seeds=old["seeds"] + new["seeds"], runs=old["runs"] + new["runs"],
-                      total_seconds=old["total_seconds"] + new["total_seconds"])  # fmt: skip
 
 
 def main() -> None:

@@ -3,8 +3,10 @@
 The multi-seed benchmarks of notebooks 03 and 04 (``distill_seeds.py``, ``grpo_seeds.py``) use this:
 each seed is papermill's ``-p SEED s`` on the notebook itself, so the numbers come from the very code a
 learner runs, and one extra cell, the *probe*, prints a JSON summary of the notebook's variables. Also
-the few statistics their tables show (mean, sample standard deviation, range). Needs the test extras
-(papermill); nothing runs on import.
+what every multi-seed benchmark shares (01's ``moe_balance.py`` and 02's ``mla_quality.py`` too): the
+few statistics their tables show (mean, sample standard deviation, range) and ``merge``, which adds
+new seeds to a recorded result. Running a notebook needs the test extras (papermill); nothing runs on
+import.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import tempfile
 import time
 from collections.abc import Sequence
@@ -98,3 +101,18 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def mean_sd(values: Sequence[float], fmt: str = ".3f") -> str:
+    """'mean ± sd' (sample sd over seeds), e.g. mean_sd([1, 2, 3], ".1f") == '2.0 ± 1.0'."""
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):{fmt}} ± {sd:{fmt.lstrip('+')}}"
+
+
+def merge(old: dict, new: dict) -> dict:
+    """``old`` extended by the runs of ``new``'s seeds (same settings; the seeds must be new)."""
+    same = ("steps", "lr") + (("variants",) if "variants" in old else ("batch", "n_train"))
+    if any(old[k] != new[k] for k in same) or set(old["seeds"]) & set(new["seeds"]):
+        raise ValueError("merge needs the same settings and only new seeds.")
+    return old | dict(seeds=old["seeds"] + new["seeds"], runs=old["runs"] + new["runs"],
+                      total_seconds=old["total_seconds"] + new["total_seconds"])  # fmt: skip
