@@ -13,14 +13,13 @@ rendering and that every statement in :func:`claims` (the ones notebook 03's tex
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.notebook_seeds import run_seeds, spread, stats, table, timing  # noqa: E402
+from benchmarks.notebook_seeds import claims_footer, main, spread, stats, table  # noqa: E402
 
 NOTEBOOK = ROOT / "notebooks" / "03_distillation.ipynb"
 DATA = ROOT / "docs" / "benchmarks_data" / "distill_seeds.json"
@@ -152,18 +151,10 @@ def render(result: dict) -> str:
                 for i, f in enumerate((0.125, 0.25, 0.5, 1.0))
             ],
         ),
-        "",
-        timing(result),
-        "",
-        "What the notebook's text says, checked on these seeds (`claims()`; tests/test_benchmarks.py):",
-        "",
     ]
-    out += [f"- {text}: {'yes' if ok else 'NO'}" for text, ok in claims(result).items()]
+    out += claims_footer(result, claims(result))
     return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--render"]:
-        print(render(json.loads(DATA.read_text())), end="")
-    else:
-        run_seeds(NOTEBOOK, [int(a) for a in sys.argv[1:]] or [0, 1, 2, 3, 4], PROBE, DATA)
+    main(NOTEBOOK, PROBE, DATA, render)

@@ -15,14 +15,13 @@ Needs the ``rl`` extra too (the notebook's TRL section runs).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.notebook_seeds import run_seeds, spread, stats, table, timing  # noqa: E402
+from benchmarks.notebook_seeds import claims_footer, main, spread, stats, table  # noqa: E402
 
 NOTEBOOK = ROOT / "notebooks" / "04_grpo.ipynb"
 DATA = ROOT / "docs" / "benchmarks_data" / "grpo_seeds.json"
@@ -248,18 +247,10 @@ def render(result: dict) -> str:
                 for name in HACKS
             ],
         ),
-        "",
-        timing(result),
-        "",
-        "What the notebook's text says, checked on these seeds (`claims()`; tests/test_benchmarks.py):",
-        "",
     ]
-    out += [f"- {text}: {'yes' if ok else 'NO'}" for text, ok in claims(result).items()]
+    out += claims_footer(result, claims(result))
     return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--render"]:
-        print(render(json.loads(DATA.read_text())), end="")
-    else:
-        run_seeds(NOTEBOOK, [int(a) for a in sys.argv[1:]] or [0, 1, 2, 3, 4], PROBE, DATA)
+    main(NOTEBOOK, PROBE, DATA, render)

@@ -15,9 +15,10 @@ import json
 import math
 import os
 import statistics
+import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,3 +117,24 @@ def merge(old: dict, new: dict) -> dict:
         raise ValueError("merge needs the same settings and only new seeds.")
     return old | dict(seeds=old["seeds"] + new["seeds"], runs=old["runs"] + new["runs"],
                       total_seconds=old["total_seconds"] + new["total_seconds"])  # fmt: skip
+
+
+def claims_footer(result: dict, claims: Mapping[str, bool]) -> list[str]:
+    """The lines each notebook's seed tables end with: the run's timing, then every claim of the
+    notebook's text and whether it held on the recorded seeds."""
+    return [
+        "",
+        timing(result),
+        "",
+        "What the notebook's text says, checked on these seeds (`claims()`; tests/test_benchmarks.py):",
+        "",
+    ] + [f"- {text}: {'yes' if ok else 'NO'}" for text, ok in claims.items()]
+
+
+def main(notebook: Path, probe: str, data: Path, render: Callable[[dict], str]) -> None:
+    """The scripts' command line: ``--render`` prints the tables of the recorded JSON; otherwise
+    the seeds given (default 0-4) are run and recorded."""
+    if sys.argv[1:] == ["--render"]:
+        print(render(json.loads(data.read_text())), end="")
+    else:
+        run_seeds(notebook, [int(a) for a in sys.argv[1:]] or [0, 1, 2, 3, 4], probe, data)
